@@ -1,0 +1,1 @@
+//! OCI images: pulls from registries, imports, a content-addressed store, and unpacked layers.

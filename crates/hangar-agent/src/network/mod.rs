@@ -1,0 +1,1 @@
+//! Machine networking: the host bridge, per-machine network namespaces, veths and addresses.
