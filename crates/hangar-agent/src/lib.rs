@@ -3,3 +3,4 @@
 
 pub mod image;
 pub mod network;
+pub mod store;

@@ -1,0 +1,150 @@
+//! Machine states as the Machines API names them, and the one table of
+//! allowed transitions between them.
+//!
+//! ```text
+//!  created ──► starting ──► started ──► stopping ──► stopped
+//!     │           │  ▲         │  ▲ │                   │
+//!     │           │  └─────────┼──┼─┼───────────────────┘ (start again)
+//!     │           ▼            ▼  │ └─► suspending ─► suspended
+//!     │         failed      replacing (update) ─► created / starting / stopped
+//!     └────────────┴────────────┴─────► destroying ──► destroyed
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The state of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MachineState {
+    Created,
+    Starting,
+    Started,
+    Stopping,
+    Stopped,
+    Suspending,
+    Suspended,
+    Replacing,
+    Destroying,
+    Destroyed,
+    Failed,
+}
+
+/// Every state, in the order above.
+pub const ALL_STATES: [MachineState; 11] = [
+    MachineState::Created,
+    MachineState::Starting,
+    MachineState::Started,
+    MachineState::Stopping,
+    MachineState::Stopped,
+    MachineState::Suspending,
+    MachineState::Suspended,
+    MachineState::Replacing,
+    MachineState::Destroying,
+    MachineState::Destroyed,
+    MachineState::Failed,
+];
+
+impl MachineState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MachineState::Created => "created",
+            MachineState::Starting => "starting",
+            MachineState::Started => "started",
+            MachineState::Stopping => "stopping",
+            MachineState::Stopped => "stopped",
+            MachineState::Suspending => "suspending",
+            MachineState::Suspended => "suspended",
+            MachineState::Replacing => "replacing",
+            MachineState::Destroying => "destroying",
+            MachineState::Destroyed => "destroyed",
+            MachineState::Failed => "failed",
+        }
+    }
+
+    /// A state the machine stays in until someone acts (not a transient one).
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            MachineState::Created
+                | MachineState::Started
+                | MachineState::Stopped
+                | MachineState::Suspended
+                | MachineState::Destroyed
+                | MachineState::Failed
+        )
+    }
+
+    /// Whether a machine in `self` may move to `to`. This is the only place
+    /// that decides it.
+    pub fn can_become(&self, to: MachineState) -> bool {
+        use MachineState::*;
+        match (*self, to) {
+            (Destroyed, _) => false,
+            (_, Destroying) => !matches!(self, Destroying),
+            (Destroying, Destroyed | Failed) => true,
+            (Destroying, _) => false,
+            (_, Failed) => !matches!(self, Failed),
+            (Created, Starting | Replacing | Stopped) => true,
+            (Starting, Started | Stopping | Stopped) => true,
+            (Started, Stopping | Stopped | Suspending | Replacing) => true,
+            (Stopping, Stopped) => true,
+            (Stopped, Starting | Replacing) => true,
+            (Suspending, Suspended | Stopped) => true,
+            (Suspended, Starting | Stopped | Replacing) => true,
+            (Replacing, Created | Starting | Stopped) => true,
+            (Failed, Starting | Stopped | Replacing) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for MachineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown state name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown machine state {0:?}")]
+pub struct UnknownState(pub String);
+
+impl FromStr for MachineState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        ALL_STATES
+            .iter()
+            .find(|st| st.as_str() == s)
+            .copied()
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineState::*;
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in ALL_STATES {
+            assert_eq!(s.as_str().parse::<MachineState>().unwrap(), s);
+        }
+        assert!("running".parse::<MachineState>().is_err());
+    }
+
+    #[test]
+    fn lifecycle_paths_are_allowed_and_shortcuts_are_not() {
+        assert!(Created.can_become(Starting));
+        assert!(Starting.can_become(Started));
+        assert!(Started.can_become(Stopping));
+        assert!(Stopping.can_become(Stopped));
+        assert!(Stopped.can_become(Starting));
+        assert!(Started.can_become(Destroying));
+        assert!(Destroying.can_become(Destroyed));
+        assert!(!Stopped.can_become(Started));
+        assert!(!Destroyed.can_become(Starting));
+        assert!(!Destroying.can_become(Started));
+        assert!(!Started.can_become(Started));
+    }
+}
