@@ -4,3 +4,4 @@
 pub mod image;
 pub mod network;
 pub mod store;
+pub mod volume;
