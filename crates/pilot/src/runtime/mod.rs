@@ -13,9 +13,30 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+mod caps;
+mod cexec;
+mod cgroup;
+mod cinit;
+mod init;
+mod namespace;
+mod process;
+mod proto;
+mod rootfs;
+mod sandbox;
+mod seccomp;
+mod spawn;
+mod sys;
+
+pub use cgroup::CgroupLayout;
+pub use namespace::{NamespaceRuntime, NamespaceRuntimeConfig};
+pub use seccomp::DENIED_SYSCALLS;
+pub use sys::set_child_subreaper;
+
 /// Everything needed to start one container. Built by the supervisor from the
 /// machine spec; the runtime does not interpret machine configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerLaunch {
     /// Container name, unique within the machine.
     pub name: String,
@@ -31,7 +52,7 @@ pub struct ContainerLaunch {
 
 /// The container's root filesystem: an overlay of read-only image layers plus a
 /// fresh writable upper directory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rootfs {
     /// Unpacked image layer directories, lowest (base) layer first.
     pub layers: Vec<PathBuf>,
@@ -43,7 +64,7 @@ pub struct Rootfs {
 
 /// The process to run inside the container, already resolved against the image
 /// config (entrypoint/cmd, env, working dir, user).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessSpec {
     /// `argv[0]` is looked up in the container's `PATH` when it has no `/`.
     pub argv: Vec<String>,
@@ -54,24 +75,25 @@ pub struct ProcessSpec {
 }
 
 /// A resolved numeric identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct User {
     pub uid: u32,
     pub gid: u32,
 }
 
 /// A file placed in the container's rootfs before its process starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileWrite {
     /// Absolute path inside the container.
     pub guest_path: PathBuf,
+    #[serde(with = "proto::base64_bytes")]
     pub content: Vec<u8>,
     pub mode: u32,
     pub owner: User,
 }
 
 /// A host directory bind-mounted into the container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BindMount {
     pub source: PathBuf,
     /// Absolute path inside the container.
@@ -92,7 +114,7 @@ pub struct Started {
 
 /// What a runtime needs to act on a started container later (exec, OOM query,
 /// cleanup). Opaque to the supervisor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerHandle {
     pub name: String,
     /// Pid whose namespaces an exec joins.
@@ -103,7 +125,7 @@ pub struct ContainerHandle {
 }
 
 /// A command to run inside an already running container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecSpec {
     pub argv: Vec<String>,
     pub env: Vec<String>,
@@ -141,8 +163,7 @@ pub trait Runtime: Send + Sync + 'static {
     fn start(&self, launch: &ContainerLaunch) -> Result<Started, RuntimeError>;
 
     /// Runs a command inside a started container's namespaces and filesystem.
-    fn exec(&self, handle: &ContainerHandle, spec: &ExecSpec)
-    -> Result<ExecStarted, RuntimeError>;
+    fn exec(&self, handle: &ContainerHandle, spec: &ExecSpec) -> Result<ExecStarted, RuntimeError>;
 
     /// Number of times the kernel OOM-killed a process of this container.
     fn oom_kills(&self, handle: &ContainerHandle) -> u64;
@@ -156,6 +177,10 @@ pub trait Runtime: Send + Sync + 'static {
 /// `pilot sandbox`), which run as fresh single-threaded processes. Returns `None`
 /// when `args` is not one of them.
 pub fn internal_main(args: &[String]) -> Option<std::process::ExitCode> {
-    let _ = args;
-    None
+    match args.get(1).map(String::as_str) {
+        Some(cinit::STAGE) => Some(cinit::main()),
+        Some(cexec::STAGE) => Some(cexec::main()),
+        Some(sandbox::SUBCOMMAND) => Some(sandbox::main(&args[2..])),
+        _ => None,
+    }
 }

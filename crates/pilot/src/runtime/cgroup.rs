@@ -1,0 +1,422 @@
+//! Container cgroups, on cgroup v1 (one directory per controller hierarchy, as on
+//! hybrid hosts) and on cgroup v2 (one unified hierarchy).
+//!
+//! Each container gets `ctr-<name>` under the machine's cgroup in every hierarchy
+//! the runtime uses. The machine's cgroup is pilot's own (from `/proc/self/cgroup`)
+//! unless the runtime is given a parent. The hierarchies are found once, when the
+//! runtime is built ([`CgroupLayout::discover`]).
+//!
+//! On cgroup v2, a cgroup with controllers enabled for its children may not hold
+//! processes itself ("no internal processes"), so pilot moves itself into a leaf,
+//! `<machine>/pilot`, before the container cgroups become its siblings.
+//!
+//! A controller that is missing or refuses a new cgroup is logged and skipped: the
+//! container still starts, without that accounting.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// v1 controllers a container gets a cgroup in (`cpuset` is left out: a new v1
+/// cpuset cgroup has no cpus until configured).
+const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct"];
+/// v2 controllers enabled for the machine's children when available.
+const V2_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "io"];
+/// The v2 leaf pilot moves itself to.
+const PILOT_LEAF: &str = "pilot";
+/// Prefix of container cgroup names.
+const CONTAINER_PREFIX: &str = "ctr-";
+/// Bound on waiting for a killed cgroup to empty.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A mounted cgroup hierarchy.
+#[derive(Debug, Clone)]
+struct Mounted {
+    mount_point: PathBuf,
+    /// Path inside the hierarchy that is mounted at `mount_point`.
+    mount_root: PathBuf,
+    /// v1 controllers of the hierarchy; empty for v2.
+    controllers: Vec<String>,
+    v2: bool,
+}
+
+/// The cgroup hierarchies container cgroups are made in, and the machine's cgroup
+/// directory in each.
+#[derive(Debug, Clone)]
+pub struct CgroupLayout {
+    /// Directory of the machine's cgroup (the parent of container cgroups), one
+    /// per hierarchy used.
+    parents: Vec<PathBuf>,
+    /// True on a pure cgroup v2 host.
+    pub unified: bool,
+}
+
+impl CgroupLayout {
+    /// Finds the hierarchies and the machine's cgroup. `parent` (a path inside
+    /// every hierarchy, like `/hangar/m-1`) overrides pilot's own cgroup and is
+    /// created when missing. On pure cgroup v2 without `parent`, moves the calling
+    /// process into the `pilot` leaf of its cgroup.
+    pub fn discover(parent: Option<&Path>) -> io::Result<CgroupLayout> {
+        let mounts = mounted_hierarchies()?;
+        let own = own_cgroups()?;
+        let unified = !mounts.iter().any(|m| !m.v2 && !m.controllers.is_empty())
+            && mounts.iter().any(|m| m.v2);
+        let mut parents = Vec::new();
+        if unified {
+            let Some(m) = mounts.iter().find(|m| m.v2) else {
+                return Ok(CgroupLayout { parents, unified });
+            };
+            let dir = match parent {
+                Some(p) => {
+                    let dir = m.mount_point.join(p.strip_prefix("/").unwrap_or(p));
+                    fs::create_dir_all(&dir)?;
+                    enable_controllers_down_to(&m.mount_point, &dir);
+                    dir
+                }
+                None => {
+                    let own_path = own.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p);
+                    let own_path = own_path.map(PathBuf::as_path).unwrap_or(Path::new("/"));
+                    let own_dir = dir_of(m, own_path);
+                    machine_dir_v2(&own_dir, own_path == Path::new("/"))?
+                }
+            };
+            enable_controllers(&dir);
+            parents.push(dir);
+            return Ok(CgroupLayout { parents, unified });
+        }
+        let mut seen: Vec<&Path> = Vec::new();
+        for controller in V1_CONTROLLERS {
+            let Some(m) = mounts
+                .iter()
+                .find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))
+            else {
+                tracing::warn!(controller, "cgroup v1 controller not mounted; skipped");
+                continue;
+            };
+            if seen.contains(&m.mount_point.as_path()) {
+                continue;
+            }
+            seen.push(&m.mount_point);
+            let dir = match parent {
+                Some(p) => m.mount_point.join(p.strip_prefix("/").unwrap_or(p)),
+                None => {
+                    let Some((_, path)) = own
+                        .iter()
+                        .find(|(ctrls, _)| ctrls.split(',').any(|c| c == *controller))
+                    else {
+                        tracing::warn!(controller, "pilot is in no cgroup of this controller");
+                        continue;
+                    };
+                    dir_of(m, path)
+                }
+            };
+            if let Err(e) = fs::create_dir_all(&dir) {
+                tracing::warn!(controller, dir = %dir.display(), error = %e, "cgroup parent unusable; skipped");
+                continue;
+            }
+            parents.push(dir);
+        }
+        Ok(CgroupLayout { parents, unified })
+    }
+
+    /// The machine cgroup directories, one per hierarchy used.
+    pub fn parents(&self) -> &[PathBuf] {
+        &self.parents
+    }
+
+    /// Creates the container's cgroups, returning those that exist afterwards. A
+    /// leftover cgroup of the same name is emptied and reused.
+    pub(crate) fn create_container(&self, name: &str) -> Vec<PathBuf> {
+        let leaf = format!("{CONTAINER_PREFIX}{}", name.replace(['/', '.'], "_"));
+        let mut made = Vec::with_capacity(self.parents.len());
+        for parent in &self.parents {
+            let dir = parent.join(&leaf);
+            match fs::create_dir(&dir) {
+                Ok(()) => made.push(dir),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if let Err(e) = kill_and_drain(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "leftover container cgroup could not be emptied");
+                    }
+                    made.push(dir);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "container cgroup not created; continuing without it");
+                }
+            }
+        }
+        made
+    }
+}
+
+/// Reads `/proc/self/mountinfo` for cgroup mounts.
+fn mounted_hierarchies() -> io::Result<Vec<Mounted>> {
+    let text = fs::read_to_string("/proc/self/mountinfo")?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let (fstype, superopts) = (post[0], post[2]);
+        let v2 = match fstype {
+            "cgroup2" => true,
+            "cgroup" => false,
+            _ => continue,
+        };
+        let controllers = if v2 {
+            Vec::new()
+        } else {
+            superopts
+                .split(',')
+                .filter(|o| {
+                    !o.contains('=')
+                        && !matches!(*o, "rw" | "ro" | "relatime" | "noexec" | "nosuid" | "nodev")
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        out.push(Mounted {
+            mount_point: PathBuf::from(pre[4]),
+            mount_root: PathBuf::from(pre[3]),
+            controllers,
+            v2,
+        });
+    }
+    Ok(out)
+}
+
+/// `/proc/self/cgroup` as (controllers, path) pairs; v2 has empty controllers.
+fn own_cgroups() -> io::Result<Vec<(String, PathBuf)>> {
+    let text = fs::read_to_string("/proc/self/cgroup")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            let ctrls = parts.next()?.to_string();
+            let path = PathBuf::from(parts.next()?);
+            Some((ctrls, path))
+        })
+        .collect())
+}
+
+/// Directory on disk of cgroup `path` in hierarchy `m`.
+fn dir_of(m: &Mounted, path: &Path) -> PathBuf {
+    let rel = path.strip_prefix(&m.mount_root).unwrap_or(path);
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    m.mount_point.join(rel)
+}
+
+/// On v2, the machine cgroup is pilot's cgroup, with pilot moved to its `pilot`
+/// leaf (unless already there, or in the root cgroup, which may hold processes).
+fn machine_dir_v2(own_dir: &Path, is_root: bool) -> io::Result<PathBuf> {
+    if is_root {
+        return Ok(own_dir.to_path_buf());
+    }
+    if own_dir.file_name().is_some_and(|n| n == PILOT_LEAF)
+        && let Some(parent) = own_dir.parent()
+    {
+        return Ok(parent.to_path_buf());
+    }
+    let leaf = own_dir.join(PILOT_LEAF);
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())?;
+    Ok(own_dir.to_path_buf())
+}
+
+/// Enables the wanted v2 controllers for the children of `dir` (logged when not).
+fn enable_controllers(dir: &Path) {
+    let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in V2_CONTROLLERS {
+        if !available.split_whitespace().any(|a| a == *c) {
+            continue;
+        }
+        if let Err(e) = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}")) {
+            tracing::warn!(dir = %dir.display(), controller = c, error = %e, "cgroup v2 controller not enabled");
+        }
+    }
+}
+
+/// Enables controllers on every ancestor of `dir` below (and including) `root`,
+/// so `dir` has them; errors are ignored (an ancestor with processes refuses).
+fn enable_controllers_down_to(root: &Path, dir: &Path) {
+    let mut ancestors: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(root))
+        .collect();
+    ancestors.reverse();
+    for a in ancestors {
+        let available = fs::read_to_string(a.join("cgroup.controllers")).unwrap_or_default();
+        for c in V2_CONTROLLERS {
+            if available.split_whitespace().any(|x| x == *c) {
+                let _ = fs::write(a.join("cgroup.subtree_control"), format!("+{c}"));
+            }
+        }
+    }
+}
+
+/// Writes the calling process into each `cgroup.procs` file.
+pub(crate) fn join(procs_files: &[PathBuf]) -> io::Result<()> {
+    for f in procs_files {
+        fs::write(f, "0").map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+    }
+    Ok(())
+}
+
+/// Pids in a cgroup (in the caller's PID namespace).
+fn procs(dir: &Path) -> io::Result<Vec<i32>> {
+    Ok(fs::read_to_string(dir.join("cgroup.procs"))?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
+}
+
+/// SIGKILLs every process in the cgroup and waits (bounded) until it is empty.
+pub(crate) fn kill_and_drain(dir: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let kill_file = dir.join("cgroup.kill");
+    let use_kill_file = kill_file.exists();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let pids = procs(dir)?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if use_kill_file {
+            fs::write(&kill_file, "1")?;
+        } else {
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{}: processes left after SIGKILL", dir.display()),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Kills what is left in a container cgroup and removes it. Missing is fine.
+pub(crate) fn remove(dir: &Path) -> io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    kill_and_drain(dir)?;
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// OOM kills recorded in the first memory cgroup among `dirs`.
+pub(crate) fn oom_kills(dirs: &[PathBuf]) -> u64 {
+    for dir in dirs {
+        for file in ["memory.oom_control", "memory.events"] {
+            if let Ok(text) = fs::read_to_string(dir.join(file)) {
+                return text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    0
+}
+
+/// Resource limits of a machine cgroup.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MachineLimits {
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+}
+
+/// Creates the machine cgroup `path` (inside every hierarchy) with `limits` and
+/// moves the calling process into it. Returns the directories made; a hierarchy
+/// that refuses is reported through `warn` and skipped.
+pub(crate) fn create_machine(
+    path: &Path,
+    limits: MachineLimits,
+    warn: &mut dyn FnMut(String),
+) -> io::Result<Vec<PathBuf>> {
+    let mounts = mounted_hierarchies()?;
+    let unified = !mounts.iter().any(|m| !m.v2 && !m.controllers.is_empty());
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let mut dirs = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for m in &mounts {
+        if seen.contains(&m.mount_point) {
+            continue;
+        }
+        let wanted = if unified {
+            m.v2
+        } else {
+            !m.v2
+                && m.controllers
+                    .iter()
+                    .any(|c| V1_CONTROLLERS.contains(&c.as_str()))
+        };
+        if !wanted {
+            continue;
+        }
+        seen.push(m.mount_point.clone());
+        let dir = m.mount_point.join(rel);
+        if let Err(e) = fs::create_dir_all(&dir) {
+            warn(format!("cgroup {}: {e}", dir.display()));
+            continue;
+        }
+        if m.v2 {
+            enable_controllers_down_to(&m.mount_point, &dir);
+        }
+        let mut set = |file: &str, value: String| {
+            if dir.join(file).exists()
+                && let Err(e) = fs::write(dir.join(file), &value)
+            {
+                warn(format!("cgroup {}/{file} = {value}: {e}", dir.display()));
+            }
+        };
+        if let Some(mb) = limits.memory_mb {
+            let bytes = mb * 1024 * 1024;
+            set("memory.limit_in_bytes", bytes.to_string());
+            set("memory.max", bytes.to_string());
+            set("memory.swap.max", "0".to_string());
+        }
+        if let Some(cpus) = limits.cpus {
+            let period = 100_000u64;
+            let quota = (cpus * period as f64).round().max(1000.0) as u64;
+            set("cpu.cfs_period_us", period.to_string());
+            set("cpu.cfs_quota_us", quota.to_string());
+            set("cpu.max", format!("{quota} {period}"));
+        }
+        if let Err(e) = fs::write(dir.join("cgroup.procs"), "0") {
+            warn(format!("join cgroup {}: {e}", dir.display()));
+            continue;
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}

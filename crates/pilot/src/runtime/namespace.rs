@@ -1,0 +1,320 @@
+//! [`NamespaceRuntime`]: pilot's own container runtime, built on namespaces,
+//! overlayfs, cgroups, capabilities and seccomp.
+//!
+//! `start` and `exec` never fork without exec in pilot (a multi-threaded process):
+//! they start a fresh process of the pilot binary running an internal stage
+//! (`pilot __cinit`, `pilot __cexec`), hand it the request over a pipe, and wait on
+//! a close-on-exec status pipe until the container's program has been exec'd or a
+//! step has failed (see [`super::proto`]).
+//!
+//! Process tree of a started container (pids as seen by pilot):
+//!
+//! ```text
+//! pilot ─┬─ user process   (Started.pid; PID 2 in the container)
+//!        └─ container init (handle.ns_pid; PID 1 in the container, re-parented
+//!                           to pilot when `__cinit` exits)
+//! ```
+//!
+//! The user process is pilot's direct child, so the reaper gets its own exit code
+//! or signal, and the stop signal sent to `Started.pid` reaches it directly. The
+//! init reaps orphans inside the container and exits when the user process does,
+//! which kills whatever is left in the container. The helpers (`__cinit`,
+//! `__cexec`) and the container init are reaped by whoever gets there first:
+//! this runtime (`waitpid` on their pid) or pilot's reaper (which ignores pids it
+//! does not know).
+//!
+//! The container's mounts live only in its own mount namespace: pilot's
+//! namespace never sees them, and they go away with the container's last
+//! process. `cleanup` kills anything left in the container's cgroups, removes
+//! them, and removes the upper, work and mount-point directories.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use super::cgroup::{self, CgroupLayout};
+use super::proto::{Confinement, ExecRequest};
+use super::rootfs::StatePaths;
+use super::{
+    ContainerHandle, ContainerLaunch, ExecSpec, ExecStarted, Runtime, RuntimeError, Started, caps,
+    cexec, cinit, seccomp, spawn,
+};
+
+/// How [`NamespaceRuntime`] is set up.
+#[derive(Debug, Clone)]
+pub struct NamespaceRuntimeConfig {
+    /// The pilot binary the stages run from. Tests pass
+    /// `env!("CARGO_BIN_EXE_pilot")`.
+    pub pilot_exe: PathBuf,
+    /// The cgroup (a path inside every hierarchy, like `/hangar/m-1`) under which
+    /// container cgroups are made; `None` means pilot's own cgroup.
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+impl Default for NamespaceRuntimeConfig {
+    /// The running binary (resolved now, so a replaced binary on disk is not
+    /// picked up half-way) and pilot's own cgroup.
+    fn default() -> Self {
+        let pilot_exe = std::fs::read_link("/proc/self/exe")
+            .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        NamespaceRuntimeConfig {
+            pilot_exe,
+            cgroup_parent: None,
+        }
+    }
+}
+
+/// Why a [`NamespaceRuntime`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceRuntimeError {
+    #[error("pilot_exe: {path}: {source}")]
+    PilotExe {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("seccomp filter: {0}")]
+    Seccomp(#[from] seccompiler::Error),
+    #[error("cgroups: {0}")]
+    Cgroups(#[source] std::io::Error),
+}
+
+/// Runs containers with namespaces, overlayfs, cgroups, capabilities and seccomp
+/// (module docs: [`super::namespace`]).
+#[derive(Debug)]
+pub struct NamespaceRuntime {
+    exe: PathBuf,
+    cgroups: CgroupLayout,
+    confinement: Confinement,
+}
+
+/// The `__cinit` request, borrowed (serialises like `proto::InitRequest`).
+#[derive(Serialize)]
+struct InitRequestRef<'a> {
+    launch: &'a ContainerLaunch,
+    cgroup_procs: &'a [PathBuf],
+    confinement: &'a Confinement,
+}
+
+impl NamespaceRuntime {
+    /// Compiles the seccomp filter and finds the cgroup hierarchies, once. On a
+    /// pure cgroup v2 host this moves the calling process into the `pilot` leaf
+    /// of its cgroup (see [`CgroupLayout::discover`]).
+    pub fn new(config: NamespaceRuntimeConfig) -> Result<Self, NamespaceRuntimeError> {
+        std::fs::metadata(&config.pilot_exe).map_err(|source| NamespaceRuntimeError::PilotExe {
+            path: config.pilot_exe.clone(),
+            source,
+        })?;
+        let seccomp = seccomp::compile()?;
+        let cgroups = CgroupLayout::discover(config.cgroup_parent.as_deref())
+            .map_err(NamespaceRuntimeError::Cgroups)?;
+        Ok(NamespaceRuntime {
+            exe: config.pilot_exe,
+            cgroups,
+            confinement: Confinement {
+                capabilities: caps::DEFAULT_CAPS,
+                seccomp,
+            },
+        })
+    }
+
+    /// The cgroup hierarchies in use.
+    pub fn cgroups(&self) -> &CgroupLayout {
+        &self.cgroups
+    }
+
+    fn io(container: &str, what: &str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+        let container = container.to_string();
+        let what = what.to_string();
+        move |source| RuntimeError::Io {
+            container,
+            what,
+            source,
+        }
+    }
+}
+
+fn pipe(container: &str) -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| NamespaceRuntime::io(container, "pipe")(std::io::Error::from(e)))
+}
+
+fn dev_null(container: &str) -> Result<OwnedFd, RuntimeError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(NamespaceRuntime::io(container, "open /dev/null"))
+}
+
+/// Reaps `pid` if it is this process's child and has exited or exits within
+/// `wait`; returns at once when it is not (or no longer) a child.
+fn reap_within(pid: i32, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(Errno::EINTR) => {}
+            _ => return,
+        }
+    }
+}
+
+impl Runtime for NamespaceRuntime {
+    fn start(&self, launch: &ContainerLaunch) -> Result<Started, RuntimeError> {
+        let name = launch.name.as_str();
+        let setup = |message: String| RuntimeError::Setup {
+            container: name.to_string(),
+            message,
+        };
+        if launch.process.argv.is_empty() {
+            return Err(setup("process.argv: empty command".into()));
+        }
+        if launch.rootfs.layers.is_empty() {
+            return Err(setup("rootfs.layers: no image layer".into()));
+        }
+        let paths = StatePaths::of(&launch.rootfs.state_dir);
+        paths
+            .reset()
+            .map_err(Self::io(name, "reset rootfs.state_dir"))?;
+        let cgroups = self.cgroups.create_container(name);
+        let procs: Vec<PathBuf> = cgroups.iter().map(|d| d.join("cgroup.procs")).collect();
+        let request = serde_json::to_vec(&InitRequestRef {
+            launch,
+            cgroup_procs: &procs,
+            confinement: &self.confinement,
+        })
+        .map_err(|e| setup(format!("encode the launch request: {e}")))?;
+        let (out_r, out_w) = pipe(name)?;
+        let (err_r, err_w) = pipe(name)?;
+        let stdio = [dev_null(name)?, out_w, err_w];
+        let mut handle = ContainerHandle {
+            name: name.to_string(),
+            ns_pid: 0,
+            cgroups,
+            state_dir: launch.rootfs.state_dir.clone(),
+        };
+        let report = match spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.cleanup(&handle);
+                return Err(Self::io(name, "start pilot __cinit")(e));
+            }
+        };
+        handle.ns_pid = report.init_pid.unwrap_or(0);
+        match report.pid {
+            Some(pid) if report.errors.is_empty() => Ok(Started {
+                pid,
+                stdout: out_r,
+                stderr: err_r,
+                handle,
+            }),
+            pid => {
+                if let Some(pid) = pid {
+                    spawn::reap(pid);
+                }
+                let _ = self.cleanup(&handle);
+                let message = if report.errors.is_empty() {
+                    "the container process was not started (pilot __cinit ended without a report)"
+                        .to_string()
+                } else {
+                    report.errors.join("; ")
+                };
+                Err(setup(message))
+            }
+        }
+    }
+
+    fn exec(&self, handle: &ContainerHandle, spec: &ExecSpec) -> Result<ExecStarted, RuntimeError> {
+        let name = handle.name.as_str();
+        let setup = |message: String| RuntimeError::Setup {
+            container: name.to_string(),
+            message,
+        };
+        if spec.argv.is_empty() {
+            return Err(setup("exec: empty command".into()));
+        }
+        if handle.ns_pid <= 0 {
+            return Err(setup("exec: the container has no running init".into()));
+        }
+        let request = serde_json::to_vec(&ExecRequest {
+            container: name.to_string(),
+            ns_pid: handle.ns_pid,
+            spec: spec.clone(),
+            cgroup_procs: handle
+                .cgroups
+                .iter()
+                .map(|d| d.join("cgroup.procs"))
+                .collect(),
+            confinement: self.confinement.clone(),
+        })
+        .map_err(|e| setup(format!("encode the exec request: {e}")))?;
+        let (in_r, in_w) = pipe(name)?;
+        let (out_r, out_w) = pipe(name)?;
+        let (err_r, err_w) = pipe(name)?;
+        let report = spawn::run_stage(&self.exe, cexec::STAGE, &request, [in_r, out_w, err_w])
+            .map_err(Self::io(name, "start pilot __cexec"))?;
+        match report.pid {
+            Some(pid) if report.errors.is_empty() => Ok(ExecStarted {
+                pid,
+                stdin: in_w,
+                stdout: out_r,
+                stderr: err_r,
+            }),
+            pid => {
+                if let Some(pid) = pid {
+                    spawn::reap(pid);
+                }
+                Err(setup(if report.errors.is_empty() {
+                    "exec: the process was not started".to_string()
+                } else {
+                    format!("exec: {}", report.errors.join("; "))
+                }))
+            }
+        }
+    }
+
+    fn oom_kills(&self, handle: &ContainerHandle) -> u64 {
+        cgroup::oom_kills(&handle.cgroups)
+    }
+
+    fn cleanup(&self, handle: &ContainerHandle) -> Result<(), RuntimeError> {
+        let name = handle.name.as_str();
+        let mut first_error = None;
+        for dir in &handle.cgroups {
+            if let Err(e) = cgroup::remove(dir) {
+                first_error
+                    .get_or_insert(Self::io(name, &format!("remove cgroup {}", dir.display()))(
+                        e,
+                    ));
+            }
+        }
+        if handle.ns_pid > 0 {
+            if handle.cgroups.is_empty() {
+                // No cgroup to empty: end the container through its init.
+                let _ = nix::sys::signal::kill(
+                    Pid::from_raw(handle.ns_pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            reap_within(handle.ns_pid, Duration::from_secs(1));
+        }
+        if let Err(e) = StatePaths::of(&handle.state_dir).remove() {
+            first_error.get_or_insert(Self::io(name, "remove the upper directory")(e));
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Starting an internal stage from pilot: a fresh process of the pilot binary
+//! (fork + immediate exec, safe in a multi-threaded process), given its request
+//! on [`REQUEST_FD`] and the status pipe on [`STATUS_FD`]; returns once the stage
+//! reported and its status pipe reached end-of-file.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::proto::{self, REQUEST_FD, STATUS_FD, StatusReport};
+use super::sys;
+
+/// Runs `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2.
+pub(crate) fn run_stage(
+    exe: &Path,
+    stage: &str,
+    request: &[u8],
+    stdio: [OwnedFd; 3],
+) -> std::io::Result<StatusReport> {
+    let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (st_r, st_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let [stdin, stdout, stderr] = stdio;
+    let mut cmd = Command::new(exe);
+    cmd.arg(stage)
+        .env_clear()
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr));
+    let fds = [
+        (req_r.as_raw_fd(), REQUEST_FD),
+        (st_w.as_raw_fd(), STATUS_FD),
+    ];
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (fcntl, dup2, close_range); it allocates
+    // nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            sys::install_fds(&fds)?;
+            sys::cloexec_from(STATUS_FD as u32 + 1)
+        });
+    }
+    let child = cmd.spawn()?;
+    let helper = child.id() as i32;
+    drop(cmd);
+    drop(req_r);
+    drop(st_w);
+    // A stage that died early makes this fail with EPIPE; its status says why.
+    let _ = std::fs::File::from(req_w).write_all(request);
+    let report = proto::read_status(st_r);
+    reap(helper);
+    report
+}
+
+/// Collects a helper's exit status. pilot's own reaper may have been first
+/// (ECHILD); that is fine, it ignores pids nobody registered.
+pub(crate) fn reap(pid: i32) {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}

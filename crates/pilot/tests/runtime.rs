@@ -1,0 +1,371 @@
+//! NamespaceRuntime end to end, as root: real namespaces, overlay mounts, cgroups,
+//! capabilities and seccomp, with containers made from a busybox layer.
+
+#[path = "runtime_support.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use pilot::runtime::{BindMount, ExecSpec, FileWrite, Runtime, User};
+use support::{TestRuntime, alive, eventually, mounts_under, unique};
+
+fn exited(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        _ => None,
+    }
+}
+
+#[test]
+fn process_sees_the_overlay_rootfs_not_the_host() {
+    let t = TestRuntime::new();
+    let marker = PathBuf::from(format!("/tmp/{}", unique("host-only")));
+    std::fs::write(&marker, "host").unwrap();
+    let script = format!(
+        "test -e {m} && echo HOST-VISIBLE; test -x /bin/busybox && echo HAS-BUSYBOX; \
+         grep ' / / ' /proc/self/mountinfo | grep -q overlay && echo ROOT-IS-OVERLAY; \
+         ls /dev",
+        m = marker.display()
+    );
+    let mut c = t.start(&t.launch(&script));
+    let (out, err, status) = c.finish();
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    assert!(!out.contains("HOST-VISIBLE"), "{out}");
+    assert!(out.contains("HAS-BUSYBOX"), "{out}");
+    assert!(out.contains("ROOT-IS-OVERLAY"), "{out}");
+    for dev in [
+        "null", "zero", "urandom", "tty", "pts", "shm", "mqueue", "fd", "ptmx",
+    ] {
+        assert!(out.lines().any(|l| l == dev), "/dev/{dev} missing: {out}");
+    }
+}
+
+#[test]
+fn files_exist_with_mode_and_owner_before_the_process_starts() {
+    let t = TestRuntime::new();
+    let mut launch =
+        t.launch("stat -c '%a %u %g' /etc/app/config.toml; cat /etc/app/config.toml; id -u");
+    launch.process.user = User {
+        uid: 1000,
+        gid: 1000,
+    };
+    launch.files.push(FileWrite {
+        guest_path: "/etc/app/config.toml".into(),
+        content: b"port = 8080\n".to_vec(),
+        mode: 0o640,
+        owner: User {
+            uid: 1000,
+            gid: 1000,
+        },
+    });
+    let mut c = t.start(&launch);
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    assert_eq!(out, "640 1000 1000\nport = 8080\n1000\n");
+}
+
+#[test]
+fn upper_dir_is_blank_at_every_start() {
+    let t = TestRuntime::new();
+    let launch =
+        t.launch("test -e /tmp/left-behind && echo FOUND; echo data > /tmp/left-behind; echo done");
+    for _ in 0..2 {
+        let mut c = t.start(&launch);
+        let (out, err, status) = c.finish();
+        assert_eq!(exited(status), Some(0), "stderr: {err}");
+        assert_eq!(out, "done\n", "a file from the previous start survived");
+        c.cleanup();
+    }
+    // The image layer itself was never written to.
+    assert!(!t.layer.join("tmp/left-behind").exists());
+}
+
+#[test]
+fn container_has_its_own_pid_namespace() {
+    let t = TestRuntime::new();
+    let mut c =
+        t.start(&t.launch("echo self=$$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '"));
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("self=2"), "{out}");
+    // pid 1 (the container init), 2 (sh) and its pipeline: no host process.
+    let pids: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.starts_with(&[1, 2]), "{pids:?}");
+    assert!(
+        pids.len() <= 6 && pids.iter().all(|p| *p < 10),
+        "host pids visible: {pids:?}"
+    );
+}
+
+#[test]
+fn two_containers_share_localhost_but_not_processes_or_files() {
+    let t = TestRuntime::new();
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let server = t.launch(&format!(
+        "echo secret > /tmp/server-secret; echo listening; nc -l -p {port}; echo server-done"
+    ));
+    let mut s = t.start(&server);
+    s.read_until("listening");
+    let client = t.launch(&format!(
+        "test -e /tmp/server-secret && echo SEES-FILE; \
+         ps -o pid,args | grep -v grep | grep -q 'nc -l' && echo SEES-PROCESS; \
+         i=0; while [ $i -lt 100 ]; do echo hello-over-localhost | nc 127.0.0.1 {port} && exit 0; \
+         i=$((i+1)); sleep 0.05; done; exit 1"
+    ));
+    let mut c = t.start(&client);
+    let (cout, cerr, cstatus) = c.finish();
+    assert_eq!(exited(cstatus), Some(0), "client could not connect: {cerr}");
+    assert!(!cout.contains("SEES-FILE"), "{cout}");
+    assert!(!cout.contains("SEES-PROCESS"), "{cout}");
+    let (sout, serr, sstatus) = s.finish();
+    assert_eq!(exited(sstatus), Some(0), "stderr: {serr}");
+    assert_eq!(sout, "hello-over-localhost\nserver-done\n");
+}
+
+#[test]
+fn stop_signal_reaches_the_process() {
+    let t = TestRuntime::new();
+    let mut c = t.start(&t.launch(
+        "trap 'echo got-term; exit 42' TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+    ));
+    c.read_until("ready");
+    c.signal(Signal::SIGTERM);
+    let (out, _, status) = c.finish();
+    assert_eq!(exited(status), Some(42));
+    assert_eq!(out, "got-term\n");
+}
+
+#[test]
+fn exit_codes_and_signals_are_reported() {
+    let t = TestRuntime::new();
+    let mut c = t.start(&t.launch("exit 7"));
+    assert_eq!(exited(c.finish().2), Some(7));
+    let mut c = t.start(&t.launch("kill -USR1 $$; sleep 5"));
+    assert!(matches!(
+        c.finish().2,
+        WaitStatus::Signaled(_, Signal::SIGUSR1, _)
+    ));
+    let mut c = t.start(&t.launch("kill -KILL $$"));
+    assert!(matches!(
+        c.finish().2,
+        WaitStatus::Signaled(_, Signal::SIGKILL, _)
+    ));
+}
+
+#[test]
+fn capabilities_are_dropped_and_seccomp_is_on() {
+    let t = TestRuntime::new();
+    let mut c = t.start(&t.launch(
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; \
+         unshare -m true 2>/dev/null && echo UNSHARE-ALLOWED; \
+         mkdir -p /mnt/x; mount -t tmpfs none /mnt/x 2>/dev/null && echo MOUNT-ALLOWED; \
+         echo 1 > /proc/sys/kernel/panic 2>/dev/null && echo PROC-SYS-WRITABLE; \
+         cat /proc/kcore | head -c 1 | wc -c; echo end",
+    ));
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{name} missing in {out}"))
+    };
+    for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:"] {
+        assert_eq!(field(set), "00000000a80425fb", "{set}");
+    }
+    assert_eq!(field("CapAmb:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2");
+    assert!(!out.contains("UNSHARE-ALLOWED"), "{out}");
+    assert!(!out.contains("MOUNT-ALLOWED"), "{out}");
+    assert!(!out.contains("PROC-SYS-WRITABLE"), "{out}");
+    assert!(out.contains("\n0\nend"), "/proc/kcore is not masked: {out}");
+}
+
+#[test]
+fn non_root_user_has_no_effective_capabilities() {
+    let t = TestRuntime::new();
+    let mut launch = t.launch("grep -E '^(CapEff|CapBnd):' /proc/self/status; id -u; id -g");
+    launch.process.user = User {
+        uid: 1000,
+        gid: 1000,
+    };
+    let mut c = t.start(&launch);
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    assert_eq!(
+        out,
+        "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n1000\n1000\n"
+    );
+}
+
+#[test]
+fn exec_runs_inside_the_container() {
+    let t = TestRuntime::new();
+    let mut c = t.start(&t.launch(
+        "echo inside > /tmp/only-here; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+    ));
+    c.read_until("ready");
+    let spec = ExecSpec {
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "cat /tmp/only-here; echo pid=$$; grep CapEff /proc/self/status; read line; echo got:$line; exit 3".into(),
+        ],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/tmp".into(),
+        user: User::default(),
+    };
+    let ex = t.rt.exec(&c.handle, &spec).expect("exec");
+    {
+        use std::io::Write;
+        let mut stdin = std::fs::File::from(ex.stdin);
+        stdin.write_all(b"from-stdin\n").unwrap();
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(ex.stdout), &mut out).unwrap();
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(ex.pid), None).unwrap();
+    assert_eq!(exited(status), Some(3));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "inside");
+    let pid: u32 = lines[1].strip_prefix("pid=").unwrap().parse().unwrap();
+    assert!(
+        pid > 2 && pid < 100,
+        "exec'd process is not in the container's PID namespace: {pid}"
+    );
+    assert_eq!(lines[2], "CapEff:\t00000000a80425fb");
+    assert_eq!(lines[3], "got:from-stdin");
+
+    let err =
+        t.rt.exec(
+            &c.handle,
+            &ExecSpec {
+                argv: vec!["no-such-program".into()],
+                env: vec!["PATH=/bin".into()],
+                cwd: "/".into(),
+                user: User::default(),
+            },
+        )
+        .expect_err("missing program");
+    assert!(err.to_string().contains("no-such-program"), "{err}");
+}
+
+#[test]
+fn bind_mounts_appear_inside() {
+    let t = TestRuntime::new();
+    let vol = t.dir.path().join("volume");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("kept"), "persisted").unwrap();
+    let mut launch = t.launch(
+        "cat /data/kept; echo new > /data/written; echo x > /ro/y 2>/dev/null || echo READONLY",
+    );
+    launch.mounts.push(BindMount {
+        source: vol.clone(),
+        target: "/data".into(),
+        readonly: false,
+    });
+    launch.mounts.push(BindMount {
+        source: vol.clone(),
+        target: "/ro".into(),
+        readonly: true,
+    });
+    let mut c = t.start(&launch);
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    assert_eq!(out, "persistedREADONLY\n");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("written")).unwrap(),
+        "new\n"
+    );
+    assert!(!vol.join("y").exists());
+}
+
+#[test]
+fn oom_kill_is_detected() {
+    let t = TestRuntime::new();
+    let memory_parent =
+        t.rt.cgroups()
+            .parents()
+            .iter()
+            .find(|p| p.join("memory.limit_in_bytes").exists() || p.join("memory.max").exists())
+            .expect("a memory cgroup")
+            .clone();
+    let limit = (32u64 << 20).to_string();
+    if memory_parent.join("memory.limit_in_bytes").exists() {
+        std::fs::write(memory_parent.join("memory.limit_in_bytes"), &limit).unwrap();
+    } else {
+        std::fs::write(memory_parent.join("memory.max"), &limit).unwrap();
+    }
+    // dd's 128 MiB buffer is filled from /dev/zero: far over the 32 MiB limit.
+    let mut c = t.start(&t.launch("exec dd if=/dev/zero of=/dev/null bs=128M count=1"));
+    let (_, _, status) = c.finish();
+    assert!(
+        matches!(status, WaitStatus::Signaled(_, Signal::SIGKILL, _)),
+        "{status:?}"
+    );
+    assert!(t.rt.oom_kills(&c.handle) >= 1);
+}
+
+#[test]
+fn a_failed_start_says_why_and_leaves_nothing() {
+    let t = TestRuntime::new();
+    let mut launch = t.launch("");
+    launch.process.argv = vec!["does-not-exist".into()];
+    let err = t.rt.start(&launch).expect_err("start must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("does-not-exist") && text.contains("PATH"),
+        "{text}"
+    );
+    assert!(mounts_under(&launch.rootfs.state_dir).is_empty());
+    assert!(!launch.rootfs.state_dir.join("upper").exists());
+    for parent in t.rt.cgroups().parents() {
+        let left: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ctr-"))
+            .collect();
+        assert!(left.is_empty(), "cgroups left in {}", parent.display());
+    }
+}
+
+#[test]
+fn cleanup_leaves_no_mounts_cgroups_or_processes() {
+    // Container cgroups under this test process's own cgroups (the default).
+    let t = TestRuntime::with_parent(None);
+    let launch = t.launch("sleep 30 & sleep 30 & echo ready; wait");
+    let mut c = t.start(&launch);
+    c.read_until("ready");
+    let init = c.handle.ns_pid;
+    assert!(alive(init));
+    assert!(!c.handle.cgroups.is_empty());
+    let cgroups = c.handle.cgroups.clone();
+    let procs = std::fs::read_to_string(cgroups[0].join("cgroup.procs")).unwrap();
+    let pids: Vec<i32> = procs.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(pids.len() >= 4, "init, sh and two sleeps: {pids:?}");
+    c.signal(Signal::SIGKILL);
+    c.wait();
+    c.cleanup();
+    for dir in &cgroups {
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
+    assert!(eventually(Duration::from_secs(2), || pids
+        .iter()
+        .all(|p| !alive(*p))));
+    assert!(mounts_under(&launch.rootfs.state_dir).is_empty());
+    assert!(!launch.rootfs.state_dir.join("upper").exists());
+    assert!(!launch.rootfs.state_dir.join("rootfs").exists());
+    // Idempotent.
+    c.cleanup();
+    t.rt.cleanup(&c.handle).unwrap();
+}
