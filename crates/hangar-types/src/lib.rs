@@ -34,3 +34,15 @@ pub use ids::{AppName, MachineId, VolumeId};
 pub mod parse;
 
 pub use parse::{ParseError, parse_machine_config_document};
+pub mod app;
+pub mod error;
+pub mod lease;
+pub mod machine;
+pub mod order;
+pub mod secret;
+pub mod token;
+pub mod validate;
+pub mod volume;
+
+pub use order::{CycleError, start_groups, stop_order};
+pub use validate::{Problem, Problems};
