@@ -1,6 +1,7 @@
 //! `pilot __cexec`: runs a command inside a started container. A fresh
-//! single-threaded process (joining a mount namespace requires one) that joins
-//! the container's cgroups, PID and mount namespaces, then `clone(CLONE_PARENT)`s
+//! single-threaded process (joining a mount namespace requires one), moved into
+//! the container's cgroups by pilot, that joins the container's PID and mount
+//! namespaces, then `clone(CLONE_PARENT)`s
 //! the command's process (a child of pilot, inside the container's PID namespace)
 //! which drops privileges like the container process and execs.
 
@@ -9,9 +10,9 @@ use std::process::ExitCode;
 
 use nix::sched::{CloneFlags, setns};
 
+use super::process;
 use super::proto::{self, ExecRequest, STATUS_FD};
 use super::sys::{self, Ctx, Forked, StageError};
-use super::{cgroup, process};
 
 pub(crate) const STAGE: &str = "__cexec";
 
@@ -38,7 +39,6 @@ fn run() -> Result<(), StageError> {
     };
     let pid_ns = ns("pid")?;
     let mnt_ns = ns("mnt")?;
-    cgroup::join(&req.cgroup_procs).ctx(|| "join the container cgroup".into())?;
     setns(&pid_ns, CloneFlags::CLONE_NEWPID).ctx(|| "enter the PID namespace".into())?;
     setns(&mnt_ns, CloneFlags::CLONE_NEWNS).ctx(|| "enter the mount namespace".into())?;
     match sys::clone_parent().ctx(|| "clone the exec process".into())? {

@@ -265,10 +265,11 @@ fn enable_controllers_down_to(root: &Path, dir: &Path) {
     }
 }
 
-/// Writes the calling process into each `cgroup.procs` file.
-pub(crate) fn join(procs_files: &[PathBuf]) -> io::Result<()> {
+/// Writes `pid` (0: the calling process) into each `cgroup.procs` file.
+pub(crate) fn join(procs_files: &[PathBuf], pid: i32) -> io::Result<()> {
     for f in procs_files {
-        fs::write(f, "0").map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+        fs::write(f, pid.to_string())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
     }
     Ok(())
 }
@@ -281,27 +282,30 @@ fn procs(dir: &Path) -> io::Result<Vec<i32>> {
         .collect())
 }
 
-/// SIGKILLs every process in the cgroup and waits (bounded) until it is empty.
+/// SIGKILLs every process in the cgroup (once; see [`kill_and_drain`]).
+pub(crate) fn kill_all(dir: &Path) -> io::Result<()> {
+    let kill_file = dir.join("cgroup.kill");
+    if kill_file.exists() {
+        return fs::write(&kill_file, "1");
+    }
+    for pid in procs(dir)? {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process in the cgroup until it is empty (bounded).
 pub(crate) fn kill_and_drain(dir: &Path) -> io::Result<()> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let kill_file = dir.join("cgroup.kill");
-    let use_kill_file = kill_file.exists();
-    let mut pause = Duration::from_micros(200);
+    let mut pause = Duration::from_micros(50);
     loop {
-        let pids = procs(dir)?;
-        if pids.is_empty() {
+        if procs(dir)?.is_empty() {
             return Ok(());
         }
-        if use_kill_file {
-            fs::write(&kill_file, "1")?;
-        } else {
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        kill_all(dir)?;
         if Instant::now() > deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -309,7 +313,7 @@ pub(crate) fn kill_and_drain(dir: &Path) -> io::Result<()> {
             ));
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        pause = (pause * 2).min(Duration::from_millis(2));
     }
 }
 

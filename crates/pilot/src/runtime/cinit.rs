@@ -3,8 +3,8 @@
 //! so it may fork freely and enter namespaces; it initialises neither tokio nor
 //! tracing.
 //!
-//! Steps: join the container's cgroups; unshare the mount namespace and make it
-//! private; mount the overlay rootfs, `/dev`, `/sys` and the bind mounts; unshare
+//! Steps (pilot has already moved the stage into the container's cgroups):
+//! unshare the mount namespace and make it private; mount the overlay rootfs, `/dev`, `/sys` and the bind mounts; unshare
 //! the PID namespace; fork the container's init (PID 1, see [`super::init`]);
 //! `clone(CLONE_PARENT)` the user process (PID 2, a child of pilot), which mounts
 //! `/proc`, pivots into the rootfs, writes the files, drops privileges and execs;
@@ -24,7 +24,7 @@ use nix::sys::stat::{Mode, umask};
 use super::proto::{self, InitRequest, STATUS_FD};
 use super::rootfs::{self, StatePaths};
 use super::sys::{self, Ctx, Forked, StageError};
-use super::{cgroup, init, process};
+use super::{init, process};
 
 pub(crate) const STAGE: &str = "__cinit";
 
@@ -42,7 +42,6 @@ fn run() -> Result<(), StageError> {
     sys::reset_signals();
     umask(Mode::empty());
     let req: InitRequest = proto::read_request().map_err(StageError)?;
-    cgroup::join(&req.cgroup_procs).ctx(|| "join the container cgroup".into())?;
     unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare the mount namespace".into())?;
     rootfs::make_private()?;
     let paths = StatePaths::of(&req.launch.rootfs.state_dir);

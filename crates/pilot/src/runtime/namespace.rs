@@ -28,13 +28,16 @@
 //! process. `cleanup` kills anything left in the container's cgroups, removes
 //! them, and removes the upper, work and mount-point directories.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::Serialize;
@@ -44,8 +47,11 @@ use super::proto::{Confinement, ExecRequest};
 use super::rootfs::StatePaths;
 use super::{
     ContainerHandle, ContainerLaunch, ExecSpec, ExecStarted, Runtime, RuntimeError, Started, caps,
-    cexec, cinit, seccomp, spawn,
+    cexec, cinit, seccomp, spawn, sys,
 };
+
+/// Bound on waiting for a killed container init to exit.
+const INIT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How [`NamespaceRuntime`] is set up.
 #[derive(Debug, Clone)]
@@ -93,13 +99,15 @@ pub struct NamespaceRuntime {
     exe: PathBuf,
     cgroups: CgroupLayout,
     confinement: Confinement,
+    /// pidfds of running container inits, by host pid, opened at start so
+    /// `cleanup` can wait for the exact process even after it was reaped.
+    inits: Mutex<HashMap<i32, OwnedFd>>,
 }
 
 /// The `__cinit` request, borrowed (serialises like `proto::InitRequest`).
 #[derive(Serialize)]
 struct InitRequestRef<'a> {
     launch: &'a ContainerLaunch,
-    cgroup_procs: &'a [PathBuf],
     confinement: &'a Confinement,
 }
 
@@ -122,6 +130,7 @@ impl NamespaceRuntime {
                 capabilities: caps::DEFAULT_CAPS,
                 seccomp,
             },
+            inits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -187,11 +196,9 @@ impl Runtime for NamespaceRuntime {
         paths
             .reset()
             .map_err(Self::io(name, "reset rootfs.state_dir"))?;
-        let cgroups = self.cgroups.create_container(name);
-        let procs: Vec<PathBuf> = cgroups.iter().map(|d| d.join("cgroup.procs")).collect();
+        let mut cgroups = self.cgroups.create_container(name);
         let request = serde_json::to_vec(&InitRequestRef {
             launch,
-            cgroup_procs: &procs,
             confinement: &self.confinement,
         })
         .map_err(|e| setup(format!("encode the launch request: {e}")))?;
@@ -201,10 +208,13 @@ impl Runtime for NamespaceRuntime {
         let mut handle = ContainerHandle {
             name: name.to_string(),
             ns_pid: 0,
-            cgroups,
+            cgroups: Vec::new(),
             state_dir: launch.rootfs.state_dir.clone(),
         };
-        let report = match spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio) {
+        let mut attach = |pid: i32| attach(name, &mut cgroups, pid);
+        let spawned = spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio, &mut attach);
+        handle.cgroups = cgroups;
+        let report = match spawned {
             Ok(r) => r,
             Err(e) => {
                 let _ = self.cleanup(&handle);
@@ -212,6 +222,14 @@ impl Runtime for NamespaceRuntime {
             }
         };
         handle.ns_pid = report.init_pid.unwrap_or(0);
+        if handle.ns_pid > 0
+            && let Ok(fd) = sys::pidfd_open(handle.ns_pid)
+        {
+            self.inits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(handle.ns_pid, fd);
+        }
         match report.pid {
             Some(pid) if report.errors.is_empty() => Ok(Started {
                 pid,
@@ -251,19 +269,22 @@ impl Runtime for NamespaceRuntime {
             container: name.to_string(),
             ns_pid: handle.ns_pid,
             spec: spec.clone(),
-            cgroup_procs: handle
-                .cgroups
-                .iter()
-                .map(|d| d.join("cgroup.procs"))
-                .collect(),
             confinement: self.confinement.clone(),
         })
         .map_err(|e| setup(format!("encode the exec request: {e}")))?;
         let (in_r, in_w) = pipe(name)?;
         let (out_r, out_w) = pipe(name)?;
         let (err_r, err_w) = pipe(name)?;
-        let report = spawn::run_stage(&self.exe, cexec::STAGE, &request, [in_r, out_w, err_w])
-            .map_err(Self::io(name, "start pilot __cexec"))?;
+        let mut cgroups = handle.cgroups.clone();
+        let mut attach = |pid: i32| attach(name, &mut cgroups, pid);
+        let report = spawn::run_stage(
+            &self.exe,
+            cexec::STAGE,
+            &request,
+            [in_r, out_w, err_w],
+            &mut attach,
+        )
+        .map_err(Self::io(name, "start pilot __cexec"))?;
         match report.pid {
             Some(pid) if report.errors.is_empty() => Ok(ExecStarted {
                 pid,
@@ -291,6 +312,34 @@ impl Runtime for NamespaceRuntime {
     fn cleanup(&self, handle: &ContainerHandle) -> Result<(), RuntimeError> {
         let name = handle.name.as_str();
         let mut first_error = None;
+        // Killing the init ends the container's PID namespace: the kernel kills
+        // everything left in it. Killing through the cgroups also gets processes
+        // that left the namespace (there should be none).
+        let init = if handle.ns_pid > 0 {
+            let kept = self
+                .inits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&handle.ns_pid);
+            kept.or_else(|| sys::pidfd_open(handle.ns_pid).ok())
+        } else {
+            None
+        };
+        if let Some(fd) = &init {
+            let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+        }
+        for dir in &handle.cgroups {
+            let _ = cgroup::kill_all(dir);
+        }
+        // While the init exits (tearing down the mount namespace takes an RCU
+        // grace period), remove the upper dir: nothing can write to it any more.
+        if let Err(e) = StatePaths::of(&handle.state_dir).remove() {
+            first_error = Some(Self::io(name, "remove the upper directory")(e));
+        }
+        if let Some(fd) = &init {
+            wait_exit(fd, INIT_EXIT_TIMEOUT);
+            reap_within(handle.ns_pid, Duration::ZERO);
+        }
         for dir in &handle.cgroups {
             if let Err(e) = cgroup::remove(dir) {
                 first_error
@@ -299,22 +348,38 @@ impl Runtime for NamespaceRuntime {
                     ));
             }
         }
-        if handle.ns_pid > 0 {
-            if handle.cgroups.is_empty() {
-                // No cgroup to empty: end the container through its init.
-                let _ = nix::sys::signal::kill(
-                    Pid::from_raw(handle.ns_pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            reap_within(handle.ns_pid, Duration::from_secs(1));
-        }
-        if let Err(e) = StatePaths::of(&handle.state_dir).remove() {
-            first_error.get_or_insert(Self::io(name, "remove the upper directory")(e));
-        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Moves a starting stage into the container's cgroups; a hierarchy that refuses
+/// is logged and dropped (the container runs without it).
+fn attach(container: &str, cgroups: &mut Vec<PathBuf>, pid: i32) {
+    cgroups.retain(|dir| match cgroup::join(&[dir.join("cgroup.procs")], pid) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(container, error = %e, "container not moved into a cgroup; continuing without it");
+            let _ = std::fs::remove_dir(dir);
+            false
+        }
+    });
+}
+
+/// Waits until the process behind `pidfd` has exited (bounded).
+fn wait_exit(pidfd: &OwnedFd, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return,
+            Ok(_) => return,
+            Err(Errno::EINTR) if !left.is_zero() => {}
+            Err(_) => return,
         }
     }
 }

@@ -13,7 +13,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +39,6 @@ pub(crate) struct Confinement {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct InitRequest {
     pub launch: ContainerLaunch,
-    /// `cgroup.procs` files the stage writes itself into before forking.
-    pub cgroup_procs: Vec<PathBuf>,
     pub confinement: Confinement,
 }
 
@@ -51,7 +48,6 @@ pub(crate) struct ExecRequest {
     pub container: String,
     pub ns_pid: i32,
     pub spec: ExecSpec,
-    pub cgroup_procs: Vec<PathBuf>,
     pub confinement: Confinement,
 }
 

@@ -18,11 +18,15 @@ use super::proto::{self, REQUEST_FD, STATUS_FD, StatusReport};
 use super::sys;
 
 /// Runs `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2.
+/// `before_request` gets the stage's pid while the stage is still starting up
+/// (it blocks reading its request until then): the place to move it into cgroups,
+/// overlapping that (slow on cgroup v1) with the stage's own start-up.
 pub(crate) fn run_stage(
     exe: &Path,
     stage: &str,
     request: &[u8],
     stdio: [OwnedFd; 3],
+    before_request: &mut dyn FnMut(i32),
 ) -> std::io::Result<StatusReport> {
     let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (st_r, st_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
@@ -51,6 +55,7 @@ pub(crate) fn run_stage(
     drop(cmd);
     drop(req_r);
     drop(st_w);
+    before_request(helper);
     // A stage that died early makes this fail with EPIPE; its status says why.
     let _ = std::fs::File::from(req_w).write_all(request);
     let report = proto::read_status(st_r);
