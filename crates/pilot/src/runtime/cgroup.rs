@@ -58,8 +58,18 @@ impl CgroupLayout {
     /// created when missing. On pure cgroup v2 without `parent`, moves the calling
     /// process into the `pilot` leaf of its cgroup.
     pub fn discover(parent: Option<&Path>) -> io::Result<CgroupLayout> {
-        let mounts = mounted_hierarchies()?;
-        let own = own_cgroups()?;
+        let mounts = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo")?);
+        let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup")?);
+        Self::discover_from(&mounts, &own, parent)
+    }
+
+    /// [`discover`](Self::discover) from parsed `/proc/self/mountinfo` and
+    /// `/proc/self/cgroup`.
+    fn discover_from(
+        mounts: &[Mounted],
+        own: &[(String, PathBuf)],
+        parent: Option<&Path>,
+    ) -> io::Result<CgroupLayout> {
         let unified = !mounts.iter().any(|m| !m.v2 && !m.controllers.is_empty())
             && mounts.iter().any(|m| m.v2);
         let mut parents = Vec::new();
@@ -149,9 +159,8 @@ impl CgroupLayout {
     }
 }
 
-/// Reads `/proc/self/mountinfo` for cgroup mounts.
-fn mounted_hierarchies() -> io::Result<Vec<Mounted>> {
-    let text = fs::read_to_string("/proc/self/mountinfo")?;
+/// Cgroup mounts listed in a mountinfo text.
+fn parse_mountinfo(text: &str) -> Vec<Mounted> {
     let mut out = Vec::new();
     for line in text.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -187,14 +196,12 @@ fn mounted_hierarchies() -> io::Result<Vec<Mounted>> {
             v2,
         });
     }
-    Ok(out)
+    out
 }
 
 /// `/proc/self/cgroup` as (controllers, path) pairs; v2 has empty controllers.
-fn own_cgroups() -> io::Result<Vec<(String, PathBuf)>> {
-    let text = fs::read_to_string("/proc/self/cgroup")?;
-    Ok(text
-        .lines()
+fn parse_proc_cgroup(text: &str) -> Vec<(String, PathBuf)> {
+    text.lines()
         .filter_map(|l| {
             let mut parts = l.splitn(3, ':');
             let _id = parts.next()?;
@@ -202,7 +209,7 @@ fn own_cgroups() -> io::Result<Vec<(String, PathBuf)>> {
             let path = PathBuf::from(parts.next()?);
             Some((ctrls, path))
         })
-        .collect())
+        .collect()
 }
 
 /// Directory on disk of cgroup `path` in hierarchy `m`.
@@ -367,7 +374,7 @@ pub(crate) fn create_machine(
     limits: MachineLimits,
     warn: &mut dyn FnMut(String),
 ) -> io::Result<Vec<PathBuf>> {
-    let mounts = mounted_hierarchies()?;
+    let mounts = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo")?);
     let unified = !mounts.iter().any(|m| !m.v2 && !m.controllers.is_empty());
     let rel = path.strip_prefix("/").unwrap_or(path);
     let mut dirs = Vec::new();
@@ -423,4 +430,79 @@ pub(crate) fn create_machine(
         dirs.push(dir);
     }
     Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mountinfo(root: &Path, lines: &[(&str, &str, &str)]) -> String {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, (dir, fstype, opts))| {
+                format!(
+                    "{} 1 0:{i} / {} rw,relatime - {fstype} {fstype} {opts}\n",
+                    30 + i,
+                    root.join(dir).display()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn v2_moves_pilot_into_a_leaf_and_uses_its_cgroup_as_the_machine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let machine = tmp.path().join("cg/hangar/m-1");
+        fs::create_dir_all(&machine).unwrap();
+        let mounts = parse_mountinfo(&mountinfo(tmp.path(), &[("cg", "cgroup2", "rw")]));
+        let own = parse_proc_cgroup("0::/hangar/m-1\n");
+        let layout = CgroupLayout::discover_from(&mounts, &own, None).unwrap();
+        assert!(layout.unified);
+        assert_eq!(layout.parents(), std::slice::from_ref(&machine));
+        assert_eq!(
+            fs::read_to_string(machine.join("pilot/cgroup.procs")).unwrap(),
+            std::process::id().to_string()
+        );
+        // Already in the leaf: the machine is its parent, nothing moves.
+        let own = parse_proc_cgroup("0::/hangar/m-1/pilot\n");
+        let layout = CgroupLayout::discover_from(&mounts, &own, None).unwrap();
+        assert_eq!(layout.parents(), std::slice::from_ref(&machine));
+        assert_eq!(
+            layout.create_container("web"),
+            vec![machine.join("ctr-web")]
+        );
+    }
+
+    #[test]
+    fn v1_uses_each_controller_hierarchy_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mounts = parse_mountinfo(&mountinfo(
+            tmp.path(),
+            &[
+                ("memory", "cgroup", "rw,memory"),
+                ("cpu,cpuacct", "cgroup", "rw,cpu,cpuacct"),
+                ("pids", "cgroup", "rw,pids"),
+                ("systemd", "cgroup", "rw,xattr,name=systemd"),
+                ("unified", "cgroup2", "rw"),
+            ],
+        ));
+        let own = parse_proc_cgroup(
+            "5:memory:/user/m\n4:cpu,cpuacct:/m\n3:pids:/\n1:name=systemd:/\n0::/\n",
+        );
+        let layout = CgroupLayout::discover_from(&mounts, &own, None).unwrap();
+        assert!(!layout.unified);
+        assert_eq!(
+            layout.parents(),
+            [
+                tmp.path().join("memory/user/m"),
+                tmp.path().join("pids"),
+                tmp.path().join("cpu,cpuacct/m"),
+            ]
+        );
+        let parent = Path::new("/hangar/m-2");
+        let layout = CgroupLayout::discover_from(&mounts, &own, Some(parent)).unwrap();
+        assert_eq!(layout.parents()[0], tmp.path().join("memory/hangar/m-2"));
+        assert!(tmp.path().join("pids/hangar/m-2").is_dir());
+    }
 }

@@ -9,6 +9,26 @@
 //! itself with `waitpid(-1)`. A runtime therefore never waits on the processes it
 //! starts; it returns their pids and the supervisor's reaper collects the exit status.
 //! Nothing in pilot may use `tokio::process`, whose own reaping would race the reaper.
+//!
+//! The implementation is [`NamespaceRuntime`] (see its module docs for the process
+//! tree). What the supervisor can rely on:
+//!
+//! - `Started.pid` and `ExecStarted.pid` are direct children of pilot, and their
+//!   wait status is the program's own: exit code, or death by signal. A signal sent
+//!   to `Started.pid` reaches the container's program itself.
+//! - Besides those, pilot gets other children: the short-lived `pilot __cinit` /
+//!   `pilot __cexec` helpers and each container's init (PID 1 inside the container,
+//!   `ContainerHandle::ns_pid`), which exits when the container's program does. The
+//!   runtime reaps them itself when it can; the reaper must ignore pids nobody
+//!   registered.
+//! - A container init's PID namespace only ends once its program has been reaped:
+//!   the reaper must keep reaping for cleanup to finish.
+//! - `oom_kills` reads the container's cgroup: call it before `cleanup`.
+//! - Containers share the machine's network, UTS and IPC namespaces: the hostname
+//!   is the machine's (set by `pilot sandbox --hostname`); `ContainerLaunch::hostname`
+//!   is not applied per container.
+//!
+//! The internal stages and `pilot sandbox` are reached through [`internal_main`].
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -46,7 +66,9 @@ pub struct ContainerLaunch {
     pub files: Vec<FileWrite>,
     /// Bind mounts (volumes, shared directories) applied inside the rootfs.
     pub mounts: Vec<BindMount>,
-    /// Hostname seen inside the container (the machine id).
+    /// Hostname seen inside the container (the machine id). The UTS namespace is
+    /// the machine's, shared by its containers: the namespace runtime does not set
+    /// it per container (`pilot sandbox --hostname` sets it for the machine).
     pub hostname: String,
 }
 
@@ -117,7 +139,8 @@ pub struct Started {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerHandle {
     pub name: String,
-    /// Pid whose namespaces an exec joins.
+    /// Pid whose namespaces an exec joins (for the namespace runtime: the
+    /// container's init, PID 1 inside the container, pid in pilot's namespace).
     pub ns_pid: i32,
     /// The container's cgroup directories (one per hierarchy on cgroup v1).
     pub cgroups: Vec<PathBuf>,

@@ -167,7 +167,7 @@ fn ensure_dir(dir: &Path) -> Result<(), StageError> {
 /// `/dev` as a tmpfs with the standard devices, pts, shm and mqueue; `/sys`
 /// read-only with `/sys/firmware` hidden.
 pub(crate) fn mount_dev_and_sys(root: &Path) -> Result<(), StageError> {
-    let dev = root.join("dev");
+    let dev = inside(root, Path::new("/dev"), "rootfs /dev", false)?;
     ensure_dir(&dev)?;
     mnt(
         Some("tmpfs"),
@@ -219,7 +219,7 @@ pub(crate) fn mount_dev_and_sys(root: &Path) -> Result<(), StageError> {
         None,
     )?;
 
-    let sys = root.join("sys");
+    let sys = inside(root, Path::new("/sys"), "rootfs /sys", false)?;
     ensure_dir(&sys)?;
     mnt(
         Some("sysfs"),
@@ -248,7 +248,7 @@ fn mask_dir(dir: &Path) -> Result<(), StageError> {
 /// Mounts `/proc` (the caller must already be inside the container's PID
 /// namespace) and applies masked and read-only paths.
 pub(crate) fn mount_proc(root: &Path) -> Result<(), StageError> {
-    let proc_dir = root.join("proc");
+    let proc_dir = inside(root, Path::new("/proc"), "rootfs /proc", false)?;
     ensure_dir(&proc_dir)?;
     mnt(
         Some("proc"),
