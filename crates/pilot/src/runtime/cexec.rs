@@ -28,7 +28,7 @@ pub(crate) fn main() -> ExitCode {
 
 fn run() -> Result<(), StageError> {
     sys::reset_signals();
-    let req: ExecRequest = proto::read_request().map_err(StageError)?;
+    let (req, pipe): (ExecRequest, _) = proto::RequestPipe::read().map_err(StageError)?;
     let ns = |kind: &str| {
         File::open(format!("/proc/{}/ns/{kind}", req.ns_pid)).ctx(|| {
             format!(
@@ -41,6 +41,7 @@ fn run() -> Result<(), StageError> {
     let mnt_ns = ns("mnt")?;
     setns(&pid_ns, CloneFlags::CLONE_NEWPID).ctx(|| "enter the PID namespace".into())?;
     setns(&mnt_ns, CloneFlags::CLONE_NEWNS).ctx(|| "enter the mount namespace".into())?;
+    pipe.wait_go().map_err(StageError)?;
     match sys::clone_parent().ctx(|| "clone the exec process".into())? {
         Forked::Child => {
             let _ = sys::set_cloexec(STATUS_FD, true);

@@ -3,8 +3,9 @@
 //! so it may fork freely and enter namespaces; it initialises neither tokio nor
 //! tracing.
 //!
-//! Steps (pilot has already moved the stage into the container's cgroups):
-//! unshare the mount namespace and make it private; mount the overlay rootfs, `/dev`, `/sys` and the bind mounts; unshare
+//! Steps: unshare the mount namespace and make it private; mount the overlay
+//! rootfs, `/dev`, `/sys` and the bind mounts; wait until pilot has moved this
+//! process into the container's cgroups; unshare
 //! the PID namespace; fork the container's init (PID 1, see [`super::init`]);
 //! `clone(CLONE_PARENT)` the user process (PID 2, a child of pilot), which mounts
 //! `/proc`, pivots into the rootfs, writes the files, drops privileges and execs;
@@ -41,13 +42,15 @@ pub(crate) fn main() -> ExitCode {
 fn run() -> Result<(), StageError> {
     sys::reset_signals();
     umask(Mode::empty());
-    let req: InitRequest = proto::read_request().map_err(StageError)?;
+    let (req, pipe): (InitRequest, _) = proto::RequestPipe::read().map_err(StageError)?;
     unshare(CloneFlags::CLONE_NEWNS).ctx(|| "unshare the mount namespace".into())?;
     rootfs::make_private()?;
     let paths = StatePaths::of(&req.launch.rootfs.state_dir);
     rootfs::mount_overlay(&req.launch.rootfs, &paths)?;
     rootfs::mount_dev_and_sys(&paths.root)?;
     rootfs::mount_binds(&paths.root, &req.launch.mounts)?;
+    // From here on processes are made: they must start inside the cgroups.
+    pipe.wait_go().map_err(StageError)?;
     unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare the PID namespace".into())?;
 
     let (sync_r, sync_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;

@@ -1,7 +1,8 @@
 //! What pilot and its internal stages say to each other.
 //!
 //! A stage is started with two extra descriptors: [`REQUEST_FD`], a pipe carrying one
-//! JSON request (read to EOF), and [`STATUS_FD`], the write end of the status pipe.
+//! JSON request and then a go-ahead byte ([`GO`]), and [`STATUS_FD`], the write end
+//! of the status pipe.
 //! The status pipe carries lines:
 //!
 //! - `pid <user> <init>`: the stage forked the process (host pids);
@@ -88,14 +89,47 @@ pub(crate) fn write_status(fd: RawFd, line: &str) {
     let _ = file.write_all(line.as_bytes());
 }
 
-/// Reads and decodes the request from [`REQUEST_FD`], closing it.
-pub(crate) fn read_request<T: serde::de::DeserializeOwned>() -> Result<T, String> {
-    let fd = super::sys::adopt_fd(REQUEST_FD).map_err(|e| format!("request pipe: {e}"))?;
-    let mut buf = Vec::new();
-    std::fs::File::from(fd)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("read request: {e}"))?;
-    serde_json::from_slice(&buf).map_err(|e| format!("decode request: {e}"))
+/// The request pipe carries a little-endian `u32` length, the JSON request, then
+/// one [`GO`] byte once pilot has moved the stage into the container's cgroups.
+/// The stage reads the request at once and works on what does not need the
+/// cgroups (mounts) while pilot is still moving it.
+pub(crate) const GO: u8 = b'g';
+
+/// The read side of the request pipe, inside a stage.
+pub(crate) struct RequestPipe(std::fs::File);
+
+impl RequestPipe {
+    /// Reads and decodes the request from [`REQUEST_FD`].
+    pub(crate) fn read<T: serde::de::DeserializeOwned>() -> Result<(T, RequestPipe), String> {
+        let fd = super::sys::adopt_fd(REQUEST_FD).map_err(|e| format!("request pipe: {e}"))?;
+        let mut file = std::fs::File::from(fd);
+        let mut len = [0u8; 4];
+        file.read_exact(&mut len)
+            .map_err(|e| format!("read request length: {e}"))?;
+        let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+        file.read_exact(&mut buf)
+            .map_err(|e| format!("read request: {e}"))?;
+        let request = serde_json::from_slice(&buf).map_err(|e| format!("decode request: {e}"))?;
+        Ok((request, RequestPipe(file)))
+    }
+
+    /// Waits for pilot's go-ahead (the stage is in the container's cgroups).
+    pub(crate) fn wait_go(mut self) -> Result<(), String> {
+        let mut byte = [0u8; 1];
+        match self.0.read(&mut byte) {
+            Ok(1) if byte[0] == GO => Ok(()),
+            Ok(_) => Err("pilot gave up before the container's cgroups were ready".into()),
+            Err(e) => Err(format!("read the go-ahead: {e}")),
+        }
+    }
+}
+
+/// Frames a request for the request pipe (without the go byte).
+pub(crate) fn frame(request: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(request.len() + 4);
+    out.extend_from_slice(&(request.len() as u32).to_le_bytes());
+    out.extend_from_slice(request);
+    out
 }
 
 /// Serde adapter writing bytes as base64 (file contents in JSON requests).

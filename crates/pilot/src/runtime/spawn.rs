@@ -18,15 +18,16 @@ use super::proto::{self, REQUEST_FD, STATUS_FD, StatusReport};
 use super::sys;
 
 /// Runs `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2.
-/// `before_request` gets the stage's pid while the stage is still starting up
-/// (it blocks reading its request until then): the place to move it into cgroups,
-/// overlapping that (slow on cgroup v1) with the stage's own start-up.
+/// `before_go` gets the stage's pid after the request is sent, while the stage
+/// starts up and prepares; the stage forks nothing before it returns: the place
+/// to move it into cgroups, overlapping that (an RCU grace period on cgroup v1)
+/// with the stage's own work.
 pub(crate) fn run_stage(
     exe: &Path,
     stage: &str,
     request: &[u8],
     stdio: [OwnedFd; 3],
-    before_request: &mut dyn FnMut(i32),
+    before_go: &mut dyn FnMut(i32),
 ) -> std::io::Result<StatusReport> {
     let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (st_r, st_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
@@ -55,9 +56,12 @@ pub(crate) fn run_stage(
     drop(cmd);
     drop(req_r);
     drop(st_w);
-    before_request(helper);
-    // A stage that died early makes this fail with EPIPE; its status says why.
-    let _ = std::fs::File::from(req_w).write_all(request);
+    // A stage that died early makes these fail with EPIPE; its status says why.
+    let mut req_w = std::fs::File::from(req_w);
+    let _ = req_w.write_all(&proto::frame(request));
+    before_go(helper);
+    let _ = req_w.write_all(&[proto::GO]);
+    drop(req_w);
     let report = proto::read_status(st_r);
     reap(helper);
     report
