@@ -20,8 +20,8 @@
 //! init reaps orphans inside the container and exits when the user process does,
 //! which kills whatever is left in the container. The helpers (`__cinit`,
 //! `__cexec`) and the container init are reaped by whoever gets there first:
-//! this runtime (`waitpid` on their pid) or pilot's reaper (which ignores pids it
-//! does not know).
+//! this runtime (`waitid` on a pidfd, immune to pid reuse) or pilot's reaper
+//! (which ignores pids it does not know).
 //!
 //! The container's mounts live only in its own mount namespace: pilot's
 //! namespace never sees them, and they go away with the container's last
@@ -38,8 +38,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+
 use serde::Serialize;
 
 use super::cgroup::{self, CgroupLayout};
@@ -162,21 +161,6 @@ fn dev_null(container: &str) -> Result<OwnedFd, RuntimeError> {
         .open("/dev/null")
         .map(OwnedFd::from)
         .map_err(NamespaceRuntime::io(container, "open /dev/null"))
-}
-
-/// Reaps `pid` if it is this process's child and has exited or exits within
-/// `wait`; returns at once when it is not (or no longer) a child.
-fn reap_within(pid: i32, wait: Duration) {
-    let deadline = Instant::now() + wait;
-    loop {
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(Errno::EINTR) => {}
-            _ => return,
-        }
-    }
 }
 
 impl Runtime for NamespaceRuntime {
@@ -338,7 +322,7 @@ impl Runtime for NamespaceRuntime {
         }
         if let Some(fd) = &init {
             wait_exit(fd, INIT_EXIT_TIMEOUT);
-            reap_within(handle.ns_pid, Duration::ZERO);
+            sys::reap_pidfd(fd, true);
         }
         for dir in &handle.cgroups {
             if let Err(e) = cgroup::remove(dir) {

@@ -53,6 +53,9 @@ pub(crate) fn run_stage(
     }
     let child = cmd.spawn()?;
     let helper = child.id() as i32;
+    // The stage is blocked on its request until we write it: it cannot have been
+    // reaped, so this pidfd is the stage's.
+    let helper_fd = sys::pidfd_open(helper).ok();
     drop(cmd);
     drop(req_r);
     drop(st_w);
@@ -63,12 +66,18 @@ pub(crate) fn run_stage(
     let _ = req_w.write_all(&[proto::GO]);
     drop(req_w);
     let report = proto::read_status(st_r);
-    reap(helper);
+    match &helper_fd {
+        Some(fd) => {
+            sys::reap_pidfd(fd, false);
+        }
+        None => reap(helper),
+    }
     report
 }
 
-/// Collects a helper's exit status. pilot's own reaper may have been first
-/// (ECHILD); that is fine, it ignores pids nobody registered.
+/// Collects the exit status of a process of ours that nobody else waits for.
+/// pilot's own reaper may have been first (ECHILD); that is fine, it ignores pids
+/// nobody registered.
 pub(crate) fn reap(pid: i32) {
     loop {
         match waitpid(Pid::from_raw(pid), None) {

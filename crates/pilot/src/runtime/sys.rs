@@ -103,6 +103,33 @@ pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Reaps the process behind `pidfd` if it is a child of the caller:
+/// `waitid(P_PIDFD)`, which cannot pick up another process even if the pid was
+/// reused. Blocks until it exits unless `nohang`. Returns whether it was reaped
+/// (false: still running, or not a child, or already reaped by someone else).
+pub(crate) fn reap_pidfd(pidfd: &OwnedFd, nohang: bool) -> bool {
+    const P_PIDFD: libc::idtype_t = 3;
+    let mut flags = libc::WEXITED;
+    if nohang {
+        flags |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid writes into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid idtype, descriptor and pointer to our siginfo_t.
+        let ret =
+            unsafe { libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
+        if ret == 0 {
+            // SAFETY: after a successful waitid, si_pid is set (0 with WNOHANG
+            // when the child has not exited).
+            return unsafe { info.si_pid() } != 0;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
 /// Marks every descriptor from `first` upward close-on-exec.
 pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: plain system call; CLOSE_RANGE_CLOEXEC only sets flags.
