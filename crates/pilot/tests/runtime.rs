@@ -369,3 +369,58 @@ fn cleanup_leaves_no_mounts_cgroups_or_processes() {
     c.cleanup();
     t.rt.cleanup(&c.handle).unwrap();
 }
+
+#[test]
+fn the_container_init_reaps_orphans_and_forwards_signals() {
+    let t = TestRuntime::new();
+    // The subshell exits at once, orphaning its `sleep`, which the container's
+    // init (PID 1) must reap when it exits.
+    let mut c = t.start(&t.launch(
+        "trap 'echo forwarded-term; exit 9' TERM; (sleep 0.1 &); sleep 0.5; \
+         ps -o stat,args | grep -c '^Z'; echo ready; \
+         i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+    ));
+    let lines = c.read_until("ready");
+    assert_eq!(lines, ["0", "ready"], "zombies left in the container");
+    // A signal sent to the container's init reaches the program.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.handle.ns_pid), Signal::SIGTERM).unwrap();
+    let (out, _, status) = c.finish();
+    assert_eq!(exited(status), Some(9));
+    assert_eq!(out, "forwarded-term\n");
+    // The init follows its program out.
+    assert!(eventually(Duration::from_secs(2), || !alive(
+        c.handle.ns_pid
+    )));
+}
+
+#[test]
+fn exec_into_a_finished_container_fails_clearly() {
+    let t = TestRuntime::new();
+    let mut c = t.start(&t.launch("exit 0"));
+    c.finish();
+    c.cleanup();
+    let err =
+        t.rt.exec(
+            &c.handle,
+            &ExecSpec {
+                argv: vec!["true".into()],
+                env: Vec::new(),
+                cwd: "/".into(),
+                user: User::default(),
+            },
+        )
+        .expect_err("the container is gone");
+    assert!(err.to_string().contains(&c.handle.name), "{err}");
+    let err =
+        t.rt.exec(
+            &c.handle,
+            &ExecSpec {
+                argv: Vec::new(),
+                env: Vec::new(),
+                cwd: "/".into(),
+                user: User::default(),
+            },
+        )
+        .expect_err("no command");
+    assert!(err.to_string().contains("empty command"), "{err}");
+}

@@ -5,13 +5,12 @@
 //! the command's process (a child of pilot, inside the container's PID namespace)
 //! which drops privileges like the container process and execs.
 
-use std::fs::File;
 use std::process::ExitCode;
 
 use nix::sched::{CloneFlags, setns};
 
 use super::process;
-use super::proto::{self, ExecRequest, STATUS_FD};
+use super::proto::{self, ExecRequest, INIT_PIDFD, STATUS_FD};
 use super::sys::{self, Ctx, Forked, StageError};
 
 pub(crate) const STAGE: &str = "__cexec";
@@ -29,18 +28,17 @@ pub(crate) fn main() -> ExitCode {
 fn run() -> Result<(), StageError> {
     sys::reset_signals();
     let (req, pipe): (ExecRequest, _) = proto::RequestPipe::read().map_err(StageError)?;
-    let ns = |kind: &str| {
-        File::open(format!("/proc/{}/ns/{kind}", req.ns_pid)).ctx(|| {
-            format!(
-                "container {}: {kind} namespace of pid {}",
-                req.container, req.ns_pid
-            )
-        })
-    };
-    let pid_ns = ns("pid")?;
-    let mnt_ns = ns("mnt")?;
-    setns(&pid_ns, CloneFlags::CLONE_NEWPID).ctx(|| "enter the PID namespace".into())?;
-    setns(&mnt_ns, CloneFlags::CLONE_NEWNS).ctx(|| "enter the mount namespace".into())?;
+    // The init's pidfd names the container exactly (a pid could have been reused)
+    // and joins both namespaces in one call.
+    let init =
+        sys::adopt_fd(INIT_PIDFD).ctx(|| format!("container {}: init pidfd", req.container))?;
+    setns(&init, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS).ctx(|| {
+        format!(
+            "container {}: enter the namespaces of its init (pid {})",
+            req.container, req.ns_pid
+        )
+    })?;
+    drop(init);
     pipe.wait_go().map_err(StageError)?;
     match sys::clone_parent().ctx(|| "clone the exec process".into())? {
         Forked::Child => {

@@ -138,6 +138,19 @@ impl NamespaceRuntime {
         &self.cgroups
     }
 
+    /// A pidfd of the container init `ns_pid` if it is still running: the one
+    /// kept since `start` (so a reused pid is never mistaken for it).
+    fn init_pidfd(&self, ns_pid: i32) -> Option<OwnedFd> {
+        if ns_pid <= 0 {
+            return None;
+        }
+        let inits = self.inits.lock().unwrap_or_else(|p| p.into_inner());
+        let fd = inits.get(&ns_pid)?.try_clone().ok()?;
+        drop(inits);
+        sys::pidfd_send_signal(&fd, 0).ok()?;
+        Some(fd)
+    }
+
     fn io(container: &str, what: &str) -> impl FnOnce(std::io::Error) -> RuntimeError {
         let container = container.to_string();
         let what = what.to_string();
@@ -196,7 +209,7 @@ impl Runtime for NamespaceRuntime {
             state_dir: launch.rootfs.state_dir.clone(),
         };
         let mut attach = |pid: i32| attach(name, &mut cgroups, pid);
-        let spawned = spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio, &mut attach);
+        let spawned = spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio, &mut attach, None);
         handle.cgroups = cgroups;
         let report = match spawned {
             Ok(r) => r,
@@ -246,9 +259,12 @@ impl Runtime for NamespaceRuntime {
         if spec.argv.is_empty() {
             return Err(setup("exec: empty command".into()));
         }
-        if handle.ns_pid <= 0 {
-            return Err(setup("exec: the container has no running init".into()));
-        }
+        let init = self.init_pidfd(handle.ns_pid).ok_or_else(|| {
+            setup(format!(
+                "exec: the container is not running (its init, pid {}, has exited)",
+                handle.ns_pid
+            ))
+        })?;
         let request = serde_json::to_vec(&ExecRequest {
             container: name.to_string(),
             ns_pid: handle.ns_pid,
@@ -267,6 +283,7 @@ impl Runtime for NamespaceRuntime {
             &request,
             [in_r, out_w, err_w],
             &mut attach,
+            Some(&init),
         )
         .map_err(Self::io(name, "start pilot __cexec"))?;
         match report.pid {

@@ -23,6 +23,8 @@ use super::{ContainerLaunch, ExecSpec};
 pub(crate) const REQUEST_FD: RawFd = 3;
 /// Descriptor number of the status pipe in a stage.
 pub(crate) const STATUS_FD: RawFd = 4;
+/// Descriptor number of the container init's pidfd in `__cexec` (setns target).
+pub(crate) const INIT_PIDFD: RawFd = 5;
 
 /// Seccomp programs, each a list of BPF instructions packed as
 /// `code << 48 | jt << 40 | jf << 32 | k`, installed in order.

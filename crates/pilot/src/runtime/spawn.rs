@@ -14,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use super::proto::{self, REQUEST_FD, STATUS_FD, StatusReport};
+use super::proto::{self, INIT_PIDFD, REQUEST_FD, STATUS_FD, StatusReport};
 use super::sys;
 
 /// Runs `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2.
@@ -28,6 +28,7 @@ pub(crate) fn run_stage(
     request: &[u8],
     stdio: [OwnedFd; 3],
     before_go: &mut dyn FnMut(i32),
+    init_pidfd: Option<&OwnedFd>,
 ) -> std::io::Result<StatusReport> {
     let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (st_r, st_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
@@ -38,17 +39,21 @@ pub(crate) fn run_stage(
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
-    let fds = [
+    let mut fds = vec![
         (req_r.as_raw_fd(), REQUEST_FD),
         (st_w.as_raw_fd(), STATUS_FD),
     ];
+    if let Some(fd) = init_pidfd {
+        fds.push((fd.as_raw_fd(), INIT_PIDFD));
+    }
+    let first_free = fds.iter().map(|(_, to)| *to).max().unwrap_or(STATUS_FD) as u32 + 1;
     // SAFETY: the closure runs between fork and exec and only makes
     // async-signal-safe system calls (fcntl, dup2, close_range); it allocates
     // nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
             sys::install_fds(&fds)?;
-            sys::cloexec_from(STATUS_FD as u32 + 1)
+            sys::cloexec_from(first_free)
         });
     }
     let child = cmd.spawn()?;
