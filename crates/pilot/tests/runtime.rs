@@ -45,6 +45,36 @@ fn process_sees_the_overlay_rootfs_not_the_host() {
 }
 
 #[test]
+fn process_gets_exactly_its_environment_stdio_and_signal_state() {
+    let t = TestRuntime::new();
+    // `ls` lists its own descriptors: stdio plus the directory it reads (3).
+    let mut c = t.start(
+        &t.launch("exec 2>&1; cat /proc/$$/environ | tr '\\0' '\\n'; echo --; ls /proc/self/fd"),
+    );
+    let (out, _, status) = c.finish();
+    assert_eq!(exited(status), Some(0));
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts[0], "PATH=/usr/bin:/bin\nHOME=/root\n");
+    assert_eq!(
+        parts[1], "0\n1\n2\n3\n",
+        "descriptors leaked into the container"
+    );
+    // No shell in between (sh ignores SIGQUIT itself): nothing blocked or
+    // ignored, whatever pilot's own signal state.
+    let mut launch = t.launch("");
+    launch.process.argv = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]
+        .map(String::from)
+        .to_vec();
+    let mut c = t.start(&launch);
+    let (out, _, status) = c.finish();
+    assert_eq!(exited(status), Some(0));
+    assert_eq!(
+        out,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
 fn files_exist_with_mode_and_owner_before_the_process_starts() {
     let t = TestRuntime::new();
     let mut launch =

@@ -277,14 +277,36 @@ pub(crate) fn capset(mask: u64) -> io::Result<()> {
 /// so the next program starts with a clean signal state (pilot ignores SIGPIPE,
 /// and ignored signals survive `exec`).
 pub(crate) fn reset_signals() {
-    for sig in 1..=libc::SIGRTMAX() {
+    /// The kernel's `struct sigaction` (x86_64 layout).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // Raw rt_sigaction: glibc refuses signals 32 and 33 (its own), which a parent
+    // may still have left ignored.
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: installing SIG_DFL is always valid; errors for numbers the libc
-        // reserves are ignored on purpose.
+        // SAFETY: `default` is a valid kernel sigaction (SIG_DFL) that outlives the
+        // call; the old action is not wanted; the sigset size is 8 bytes.
         unsafe {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
     // SAFETY: an all-empty sigset is a valid argument; the old set is not wanted.
