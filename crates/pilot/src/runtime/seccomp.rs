@@ -5,7 +5,9 @@
 //! equivalent deny-list, which keeps new harmless syscalls usable and is shorter to
 //! evaluate. Denied (`EPERM`): [`DENIED_SYSCALLS`], plus `clone` with any
 //! namespace-creating flag. `clone3` fails with `ENOSYS`, as under Docker, so libc
-//! falls back to `clone`, whose flags the filter can inspect.
+//! falls back to `clone`, whose flags the filter can inspect. Syscalls of other
+//! ABIs are refused: 32-bit (`int 0x80`) ones kill the process (architecture
+//! check), x32 ones fail with `EPERM`.
 //!
 //! The programs are compiled once per runtime (in pilot) and handed to each stage
 //! as packed instructions ([`PackedFilters`]).
@@ -123,11 +125,44 @@ pub(crate) fn compile() -> Result<PackedFilters, seccompiler::Error> {
         SeccompAction::Errno(libc::ENOSYS as u32),
         TargetArch::x86_64,
     )?;
-    let programs = [BpfProgram::try_from(deny)?, BpfProgram::try_from(clone3)?];
+    let programs = [
+        BpfProgram::try_from(deny)?,
+        BpfProgram::try_from(clone3)?,
+        deny_x32(),
+    ];
     Ok(programs
         .iter()
         .map(|p| p.iter().map(pack).collect())
         .collect())
+}
+
+/// The x32 ABI uses the x86_64 audit arch with syscall numbers carrying bit 30:
+/// the rules above compare exact numbers, so every x32 syscall is refused here.
+fn deny_x32() -> BpfProgram {
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let ins = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        // A = seccomp_data.nr
+        ins(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        ins(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            0,
+            1,
+            X32_SYSCALL_BIT,
+        ),
+        ins(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+        ins(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 fn pack(ins: &sock_filter) -> u64 {
@@ -174,7 +209,7 @@ mod tests {
     #[test]
     fn filters_compile_for_every_denied_syscall() {
         let filters = compile().expect("compile");
-        assert_eq!(filters.len(), 2);
+        assert_eq!(filters.len(), 3);
         // Each denied syscall costs at least one comparison instruction.
         assert!(filters[0].len() > DENIED_SYSCALLS.len());
     }
