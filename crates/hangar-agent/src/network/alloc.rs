@@ -23,8 +23,8 @@ pub struct MachineAddrs {
 /// The lowest IPv4 address of `subnet` that is not in `used` and is neither the
 /// network address, the gateway (`.1`) nor the broadcast address.
 pub fn next_free_ipv4(subnet: Ipv4Subnet, used: &HashSet<Ipv4Addr>) -> Result<Ipv4Addr> {
-    let first = u32::from(subnet.gateway()) + 1;
-    let last = u32::from(subnet.broadcast()) - 1;
+    let first = u32::from(subnet.first_host());
+    let last = u32::from(subnet.last_host());
     (first..=last)
         .map(Ipv4Addr::from)
         .find(|a| !used.contains(a))

@@ -86,6 +86,17 @@ impl Ipv4Subnet {
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         u32::from(addr) & Self::mask_of(self.prefix_len) == u32::from(self.network)
     }
+
+    /// First address a machine may get (after the gateway); with
+    /// [`Ipv4Subnet::last_host`], the range of an address pool.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 2)
+    }
+
+    /// Last address a machine may get (before the broadcast address).
+    pub fn last_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.broadcast()) - 1)
+    }
 }
 
 impl fmt::Display for Ipv4Subnet {

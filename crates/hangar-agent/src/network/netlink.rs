@@ -376,7 +376,7 @@ impl Netlink {
     pub fn link(&mut self, name: &str) -> Result<Option<Link>> {
         let mut body = Body::new(&ifinfomsg(0, 0, 0));
         body.attr_str(IFLA_IFNAME, name);
-        let seq = self.send("get link", name, RTM_GETLINK, 0, &body.buf)?;
+        let seq = self.send("get link", name, RTM_GETLINK, NLM_F_ACK, &body.buf)?;
         match self.receive("get link", name, seq) {
             Ok(msgs) => Ok(msgs
                 .iter()
@@ -433,7 +433,7 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `host` (up, attached to `master`) here, and `peer`
-    /// (up) directly inside the network namespace open at `peer_netns`.
+    /// (down) directly inside the network namespace open at `peer_netns`.
     pub fn add_veth(
         &mut self,
         host: &str,
@@ -450,7 +450,9 @@ impl Netlink {
         body.attr_str(IFLA_INFO_KIND, "veth");
         let data = body.nest_start(IFLA_INFO_DATA);
         let peer_at = body.nest_start(VETH_INFO_PEER);
-        body.buf.extend_from_slice(&ifinfomsg(0, IFF_UP, IFF_UP));
+        // The peer is brought up from inside its namespace: asking for it here
+        // fails (ENOTCONN) on some kernels.
+        body.buf.extend_from_slice(&ifinfomsg(0, 0, 0));
         let fd = u32::try_from(peer_netns).expect("file descriptors are not negative");
         body.attr_str(IFLA_IFNAME, peer)
             .attr_u32(IFLA_MTU, mtu)
