@@ -171,6 +171,20 @@ fn machines_reach_each_other_over_ipv4_and_ipv6() {
     tcp_roundtrip(&a, &b, IpAddr::V6(b.addrs.ipv6));
     tcp_roundtrip(&b, &a, IpAddr::V4(a.addrs.ipv4));
 
+    // The host (where the proxy runs) reaches a machine's port on both families.
+    for addr in [IpAddr::V4(a.addrs.ipv4), IpAddr::V6(a.addrs.ipv6)] {
+        let listener = in_netns(&a.netns_path, move || {
+            TcpListener::bind(SocketAddr::new(addr, 0)).unwrap()
+        });
+        let target = listener.local_addr().unwrap();
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2)).unwrap();
+        s.write_all(b"hi").unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 2];
+        conn.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+    }
+
     // Loopback works inside, and default routes point at the bridge.
     assert!(ping(&a.netns, "127.0.0.1".parse().unwrap()));
     let (_, routes) = ip(&["-n", &a.netns, "route", "show", "default"]);
@@ -323,6 +337,65 @@ fn ensure_is_idempotent_and_repairs_the_bridge() {
     // The machine made before is still attached and reaches the gateway again.
     assert!(ping(&m.netns, IpAddr::V4(net.config.ipv4_subnet.gateway())));
     assert!(ping(&m.netns, IpAddr::V6(net.config.ipv6_prefix.gateway())));
+}
+
+#[test]
+fn concurrent_creates_and_destroys_do_not_interfere() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 4;
+    let net = TestNet::new();
+    let host = net.ensure();
+    // Addresses allocated up front, as the store hands them out one at a time.
+    let mut used = Vec::new();
+    let mut plan = Vec::new();
+    for i in 0..THREADS * PER_THREAD {
+        let id = format!("par{i}");
+        let a = allocate(&net.config, &id, used.iter()).unwrap();
+        used.push(a);
+        plan.push((id, a));
+    }
+    let made: Vec<MachineNetwork> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .chunks(PER_THREAD)
+            .map(|chunk| {
+                let host = &host;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(id, a)| MachineNetwork::create(host, id, *a).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(made.len(), THREADS * PER_THREAD);
+    let managed = list_managed(&net.config).unwrap();
+    assert_eq!(managed.machines.len(), THREADS * PER_THREAD);
+    assert_eq!(managed.veths.len(), THREADS * PER_THREAD);
+    assert!(ping(
+        &made[0].netns,
+        IpAddr::V6(made[made.len() - 1].addrs.ipv6)
+    ));
+
+    std::thread::scope(|s| {
+        for chunk in made.chunks(PER_THREAD) {
+            let config = &net.config;
+            s.spawn(move || {
+                for m in chunk {
+                    assert!(MachineNetwork::destroy(config, &m.machine_id).unwrap());
+                }
+            });
+        }
+    });
+    let managed = list_managed(&net.config).unwrap();
+    assert!(
+        managed.netns.is_empty() && managed.veths.is_empty(),
+        "{managed:?}"
+    );
 }
 
 #[test]
