@@ -1,8 +1,10 @@
 //! Container cgroups, on cgroup v1 (one directory per controller hierarchy, as on
 //! hybrid hosts) and on cgroup v2 (one unified hierarchy).
 //!
-//! Each container gets `ctr-<name>` under the machine's cgroup in every hierarchy
-//! the runtime uses. The machine's cgroup is pilot's own (from `/proc/self/cgroup`)
+//! Each container gets `ctr-<pilot pid>-<name>` under the machine's cgroup in
+//! every hierarchy the runtime uses (pilot's pid is 1 in a machine; elsewhere it
+//! keeps two pilots sharing a cgroup, as in tests, from touching each other's
+//! containers). The machine's cgroup is pilot's own (from `/proc/self/cgroup`)
 //! unless the runtime is given a parent. The hierarchies are found once, when the
 //! runtime is built ([`CgroupLayout::discover`]).
 //!
@@ -138,7 +140,11 @@ impl CgroupLayout {
     /// Creates the container's cgroups, returning those that exist afterwards. A
     /// leftover cgroup of the same name is emptied and reused.
     pub(crate) fn create_container(&self, name: &str) -> Vec<PathBuf> {
-        let leaf = format!("{CONTAINER_PREFIX}{}", name.replace(['/', '.'], "_"));
+        let leaf = format!(
+            "{CONTAINER_PREFIX}{}-{}",
+            std::process::id(),
+            name.replace(['/', '.'], "_")
+        );
         let mut made = Vec::with_capacity(self.parents.len());
         for parent in &self.parents {
             let dir = parent.join(&leaf);
@@ -470,7 +476,7 @@ mod tests {
         assert_eq!(layout.parents(), std::slice::from_ref(&machine));
         assert_eq!(
             layout.create_container("web"),
-            vec![machine.join("ctr-web")]
+            vec![machine.join(format!("ctr-{}-web", std::process::id()))]
         );
     }
 
