@@ -184,6 +184,16 @@ fn whiteout_layer_carries_markers() {
     let top = tar_entries(&image.layers.last().unwrap().tar);
     assert!(top.contains_key("etc/.wh.hostname"), "{:?}", top.keys());
     assert!(top.contains_key("home/.wh..wh..opq"), "{:?}", top.keys());
+
+    // Unpacked, they take the overlayfs form.
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dirs = unpacked_layers(&image).unwrap();
+    let top = dirs.last().unwrap();
+    let whiteout = std::fs::symlink_metadata(top.join("etc/hostname")).unwrap();
+    assert!(whiteout.file_type().is_char_device() && whiteout.rdev() == 0);
+    assert!(!top.join("etc/.wh.hostname").exists());
+    let opaque = xattr::get(top.join("home"), "trusted.overlay.opaque").unwrap();
+    assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
 }
 
 #[test]
