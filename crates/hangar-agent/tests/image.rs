@@ -548,3 +548,65 @@ fn references_are_normalized_like_docker() {
         );
     }
 }
+
+#[tokio::test]
+async fn pull_with_bearer_token_auth() {
+    let registry = Registry::start_with_token_auth("hangar", "s3cret").unwrap();
+    let image = demo_image();
+    registry.push(&image, "private/app:v1").await.unwrap();
+    let reference = registry.reference("private/app:v1");
+
+    // Anonymous clients get a token without access from the realm.
+    let (_dir, store) = new_store();
+    let error = store
+        .pull(&reference, &RegistryAuth::Anonymous, &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ImageError::Unauthorized { .. }),
+        "{error:?}"
+    );
+
+    // Credentials are exchanged for a token at the realm the registry names.
+    let wrong = RegistryAuth::Basic {
+        username: "hangar".into(),
+        password: "wrong".into(),
+    };
+    let error = store
+        .pull(&reference, &wrong, &no_progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ImageError::Unauthorized { .. }),
+        "{error:?}"
+    );
+    let basic = RegistryAuth::Basic {
+        username: "hangar".into(),
+        password: "s3cret".into(),
+    };
+    let record = store.pull(&reference, &basic, &no_progress).await.unwrap();
+    assert_demo_record(&record, &image);
+
+    // A token obtained elsewhere is presented as is.
+    let (_dir, store) = new_store();
+    let token = registry.token("private/app", &["pull"]).unwrap();
+    let record = store
+        .pull(&reference, &RegistryAuth::Bearer { token }, &no_progress)
+        .await
+        .unwrap();
+    assert_demo_record(&record, &image);
+    let (_dir, store) = new_store();
+    let foreign = registry.token("other/app", &["pull"]).unwrap();
+    let error = store
+        .pull(
+            &reference,
+            &RegistryAuth::Bearer { token: foreign },
+            &no_progress,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ImageError::Unauthorized { .. }),
+        "{error:?}"
+    );
+}

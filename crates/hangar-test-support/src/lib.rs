@@ -7,7 +7,8 @@
 //!   directory or a `docker save` tarball; [`unpacked_layers`] unpacks an image's
 //!   layers into directories usable as overlayfs lower dirs.
 //! - [`Registry`]: Debian's `docker-registry` on loopback, anonymous or with
-//!   basic auth, that images can be pushed to.
+//!   basic auth, or with token (Bearer) auth and its token server, that
+//!   images can be pushed to.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ mod image;
 mod layer;
 mod registry;
 mod testapp;
+mod token;
 mod unpack;
 
 pub use error::{Error, Result};

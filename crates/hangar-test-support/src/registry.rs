@@ -1,6 +1,7 @@
 //! A real OCI registry on loopback: Debian's `docker-registry` (the CNCF
 //! distribution registry), started per test with its own port and storage,
-//! anonymous or with basic auth, killed (by its pid) when dropped.
+//! anonymous, with basic auth, or with token auth (a token server of
+//! [`crate::token`] next to it), killed (by its pid) when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use tempfile::TempDir;
 
 use crate::error::{Error, Result, io_at};
 use crate::image::Image;
+use crate::token::{ISSUER, SERVICE, Signer, TokenServer};
 
 const BINARY: &str = "/usr/bin/docker-registry";
 /// How long a registry may take to answer `/v2/` after it was spawned.
@@ -23,37 +25,74 @@ const ATTEMPTS: usize = 5;
 pub struct Registry {
     child: Child,
     addr: SocketAddr,
-    dir: TempDir,
     credentials: Option<(String, String)>,
+    token: Option<(Signer, TokenServer)>,
+    dir: TempDir,
+}
+
+/// How clients must authenticate.
+enum Auth<'a> {
+    Anonymous,
+    Basic(&'a str, &'a str),
+    /// Bearer tokens from the server at `realm`, signed by the certificate.
+    Token {
+        realm: String,
+        cert: &'a Path,
+    },
 }
 
 impl Registry {
     /// An anonymous registry (no auth).
     pub fn start() -> Result<Self> {
-        Self::launch(None)
+        Self::launch(None, false)
     }
 
     /// A registry that requires HTTP basic auth with these credentials
     /// (htpasswd with a bcrypt hash, as the registry demands).
     pub fn start_with_basic_auth(username: &str, password: &str) -> Result<Self> {
-        Self::launch(Some((username.to_string(), password.to_string())))
+        Self::launch(Some((username.to_string(), password.to_string())), false)
     }
 
-    fn launch(credentials: Option<(String, String)>) -> Result<Self> {
+    /// A registry with token auth, as Docker Hub has: it answers 401 with a
+    /// Bearer challenge, and a token server on loopback hands out tokens —
+    /// with the requested access for these credentials, without any access
+    /// to anonymous clients. [`Self::token`] makes tokens directly.
+    pub fn start_with_token_auth(username: &str, password: &str) -> Result<Self> {
+        Self::launch(Some((username.to_string(), password.to_string())), true)
+    }
+
+    fn launch(credentials: Option<(String, String)>, token_auth: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("hangar-registry-")
             .tempdir()
             .map_err(io_at(std::env::temp_dir()))?;
+        let token = match (&credentials, token_auth) {
+            (Some((user, password)), true) => {
+                let (signer, cert) = Signer::create(dir.path())?;
+                let server = TokenServer::start(signer.clone(), user.clone(), password.clone())?;
+                Some((signer, server, cert))
+            }
+            _ => None,
+        };
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
             let port = free_port()?;
-            match spawn(dir.path(), port, credentials.as_ref()) {
+            let auth = match (&token, &credentials) {
+                (Some((_, server, cert)), _) => Auth::Token {
+                    realm: server.realm(),
+                    cert,
+                },
+                (None, Some((user, password))) => Auth::Basic(user, password),
+                (None, None) => Auth::Anonymous,
+            };
+            match spawn(dir.path(), port, auth) {
                 Ok(child) => {
                     return Ok(Self {
                         child,
                         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                        dir,
                         credentials,
+                        token: token.map(|(signer, server, _)| (signer, server)),
+                        dir,
                     });
                 }
                 Err(e) => last_error = Some(e),
@@ -83,6 +122,16 @@ impl Registry {
             .map(|(user, password)| (user.as_str(), password.as_str()))
     }
 
+    /// A bearer token for a token-auth registry granting `actions` (e.g.
+    /// `["pull"]`) on `repository`; `None` for other registries.
+    pub fn token(&self, repository: &str, actions: &[&str]) -> Option<String> {
+        let (signer, _) = self.token.as_ref()?;
+        let actions = actions.iter().map(|a| a.to_string()).collect();
+        signer
+            .token("hangar-test", &[(repository.to_string(), actions)])
+            .ok()
+    }
+
     /// The registry's storage root (filesystem driver), e.g. to corrupt a
     /// blob on purpose: blobs live in
     /// `docker/registry/v2/blobs/sha256/<hex[..2]>/<hex>/data`.
@@ -104,17 +153,20 @@ impl Registry {
     /// over the distribution protocol; returns the manifest digest.
     pub async fn push(&self, image: &Image, repo_tag: &str) -> Result<String> {
         let (repo, tag) = split_repo_tag(repo_tag);
+        let bearer = self.token(repo, &["pull", "push"]);
+        let bearer = bearer.as_deref();
         let client = reqwest::Client::new();
         let base = format!("http://{}", self.addr);
         for blob in image.blobs() {
             let url = format!("{base}/v2/{repo}/blobs/{}", blob.digest);
-            let exists = self.send(client.head(&url), "HEAD blob").await?;
+            let exists = self.send(client.head(&url), bearer, "HEAD blob").await?;
             if exists.status().is_success() {
                 continue;
             }
             let started = self
                 .send(
                     client.post(format!("{base}/v2/{repo}/blobs/uploads/")),
+                    bearer,
                     "start upload",
                 )
                 .await?;
@@ -135,14 +187,14 @@ impl Registry {
                 .put(upload)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                 .body(blob.data.to_vec());
-            let done = self.send(request, "upload blob").await?;
+            let done = self.send(request, bearer, "upload blob").await?;
             expect_status(&done, 201, "upload blob")?;
         }
         let request = client
             .put(format!("{base}/v2/{repo}/manifests/{tag}"))
             .header(reqwest::header::CONTENT_TYPE, &image.manifest.media_type)
             .body(image.manifest.data.to_vec());
-        let done = self.send(request, "put manifest").await?;
+        let done = self.send(request, bearer, "put manifest").await?;
         expect_status(&done, 201, "put manifest")?;
         Ok(image.manifest.digest.clone())
     }
@@ -150,11 +202,13 @@ impl Registry {
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
+        bearer: Option<&str>,
         what: &str,
     ) -> Result<reqwest::Response> {
-        let request = match &self.credentials {
-            Some((user, password)) => request.basic_auth(user, Some(password)),
-            None => request,
+        let request = match (bearer, &self.credentials) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, Some((user, password))) => request.basic_auth(user, Some(password)),
+            (None, None) => request,
         };
         request.send().await.map_err(|source| Error::Http {
             what: what.to_string(),
@@ -195,7 +249,7 @@ fn free_port() -> Result<u16> {
     Ok(port)
 }
 
-fn spawn(dir: &Path, port: u16, credentials: Option<&(String, String)>) -> Result<Child> {
+fn spawn(dir: &Path, port: u16, auth: Auth<'_>) -> Result<Child> {
     let mut config = format!(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
@@ -203,16 +257,23 @@ fn spawn(dir: &Path, port: u16, credentials: Option<&(String, String)>) -> Resul
          http:\n  addr: 127.0.0.1:{port}\n  secret: hangar-test-registry\n",
         storage = dir.join("storage").display(),
     );
-    if let Some((user, password)) = credentials {
-        let hash = bcrypt::hash_with_result(password, 4)
-            .map_err(|e| Error::Registry(format!("bcrypt: {e}")))?
-            .format_for_version(bcrypt::Version::TwoY);
-        let htpasswd = dir.join("htpasswd");
-        std::fs::write(&htpasswd, format!("{user}:{hash}\n")).map_err(io_at(&htpasswd))?;
-        config.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: hangar-test\n    path: {}\n",
-            htpasswd.display()
-        ));
+    match auth {
+        Auth::Anonymous => {}
+        Auth::Basic(user, password) => {
+            let hash = bcrypt::hash_with_result(password, 4)
+                .map_err(|e| Error::Registry(format!("bcrypt: {e}")))?
+                .format_for_version(bcrypt::Version::TwoY);
+            let htpasswd = dir.join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).map_err(io_at(&htpasswd))?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: hangar-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        Auth::Token { realm, cert } => config.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+            cert.display()
+        )),
     }
     let config_path = dir.join(format!("config-{port}.yml"));
     std::fs::write(&config_path, config).map_err(io_at(&config_path))?;

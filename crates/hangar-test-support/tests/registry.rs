@@ -62,3 +62,88 @@ fn registry_process_ends_on_drop() {
         "still listening on {addr}"
     );
 }
+
+#[tokio::test]
+async fn token_auth_registry_takes_bearer_tokens() {
+    let registry = Registry::start_with_token_auth("hangar", "s3cret").unwrap();
+    let image = ImageBuilder::new().build();
+    registry.push(&image, "private/app:v1").await.unwrap();
+    let url = format!("http://{}/v2/private/app/manifests/v1", registry.host());
+
+    let anonymous = get(&url, None).await;
+    assert_eq!(anonymous.status(), 401);
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer realm=\"http://127.0.0.1:"),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"repository:private/app:pull\""),
+        "{challenge}"
+    );
+
+    let client = reqwest::Client::new();
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let token = registry.token("private/app", &["pull"]).unwrap();
+    let response = client
+        .get(&url)
+        .header("Accept", accept)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        image.manifest.data.as_slice()
+    );
+
+    // A token for another repository does not open this one.
+    let other = registry.token("other/app", &["pull"]).unwrap();
+    let response = client
+        .get(&url)
+        .header("Accept", accept)
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // The realm hands out tokens for the right credentials only.
+    let realm = challenge
+        .split("realm=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let token_url =
+        format!("{realm}?service=hangar-test-registry&scope=repository:private/app:pull");
+    let refused = client
+        .get(&token_url)
+        .basic_auth("hangar", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let granted: serde_json::Value = client
+        .get(&token_url)
+        .basic_auth("hangar", Some("s3cret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = granted["token"].as_str().unwrap();
+    let response = client
+        .get(&url)
+        .header("Accept", accept)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

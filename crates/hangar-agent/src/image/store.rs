@@ -50,6 +50,7 @@ impl ImageStore {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_at(&path))?;
         }
+        remove_stale_work(&root.join("tmp"));
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -414,6 +415,29 @@ impl ImageStore {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Work files older than this in `tmp/` were left by a process that died
+/// mid-pull (a live pull writes to its files continuously).
+const STALE_WORK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes work files and directories a crashed process left in `tmp/`.
+fn remove_stale_work(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_WORK);
+        if stale {
+            let path = entry.path();
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+        }
     }
 }
 
