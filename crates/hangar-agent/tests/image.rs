@@ -121,12 +121,7 @@ async fn pull_anonymous_reports_progress_and_reuses_the_store() {
         .await
         .unwrap();
     assert_eq!(second, record);
-    assert!(
-        !again
-            .into_inner()
-            .unwrap()
-            .contains(&LayerState::Downloading)
-    );
+    assert_eq!(again.into_inner().unwrap(), vec![LayerState::Cached; 3]);
 
     let removed = store.remove(&reference).unwrap();
     assert_eq!(removed.reference, reference);
@@ -609,4 +604,50 @@ async fn pull_with_bearer_token_auth() {
         matches!(error, ImageError::Unauthorized { .. }),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn image_index_resolves_to_linux_amd64() {
+    let registry = Registry::start().unwrap();
+    let arm = ImageBuilder::new()
+        .file("/platform", "arm64", 0o644)
+        .build();
+    let amd = ImageBuilder::new()
+        .file("/platform", "amd64", 0o644)
+        .build();
+    registry
+        .push_index(
+            &[(&arm, "linux/arm64"), (&amd, "linux/amd64")],
+            "multi/app:v1",
+        )
+        .await
+        .unwrap();
+    registry
+        .push_index(&[(&arm, "linux/arm64")], "multi/app:arm-only")
+        .await
+        .unwrap();
+    let (_dir, store) = new_store();
+
+    let reference = registry.reference("multi/app:v1");
+    let record = store
+        .pull(&reference, &RegistryAuth::Anonymous, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(record.reference, reference);
+    assert_eq!(record.manifest_digest.as_str(), amd.digest());
+    let top = record.layer_dirs().pop().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(top.join("platform")).unwrap(),
+        "amd64"
+    );
+
+    let reference = registry.reference("multi/app:arm-only");
+    let error = store
+        .pull(&reference, &RegistryAuth::Anonymous, &no_progress)
+        .await
+        .unwrap_err();
+    match error {
+        ImageError::NoMatchingPlatform { reference: r } => assert_eq!(r, reference),
+        other => panic!("{other:?}"),
+    }
 }

@@ -22,8 +22,8 @@ mod unpack;
 
 pub use error::{Error, Result};
 pub use image::{
-    Blob, Image, ImageBuilder, LayerBlob, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP,
-    MEDIA_TYPE_MANIFEST,
+    Blob, Image, ImageBuilder, LayerBlob, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
 };
 pub use layer::Layer;
 pub use registry::Registry;

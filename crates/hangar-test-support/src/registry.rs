@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::error::{Error, Result, io_at};
-use crate::image::Image;
+use crate::image::{Blob, Image, MEDIA_TYPE_INDEX};
 use crate::token::{ISSUER, SERVICE, Signer, TokenServer};
 
 const BINARY: &str = "/usr/bin/docker-registry";
@@ -190,13 +190,58 @@ impl Registry {
             let done = self.send(request, bearer, "upload blob").await?;
             expect_status(&done, 201, "upload blob")?;
         }
-        let request = client
-            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
-            .header(reqwest::header::CONTENT_TYPE, &image.manifest.media_type)
-            .body(image.manifest.data.to_vec());
-        let done = self.send(request, bearer, "put manifest").await?;
-        expect_status(&done, 201, "put manifest")?;
+        self.put_manifest(repo, tag, &image.manifest, bearer)
+            .await?;
         Ok(image.manifest.digest.clone())
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        manifest: &Blob,
+        bearer: Option<&str>,
+    ) -> Result<()> {
+        let request = reqwest::Client::new()
+            .put(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.addr
+            ))
+            .header(reqwest::header::CONTENT_TYPE, &manifest.media_type)
+            .body(manifest.data.to_vec());
+        let done = self.send(request, bearer, "put manifest").await?;
+        expect_status(&done, 201, "put manifest")
+    }
+
+    /// Pushes a multi-platform image: each `(image, "os/arch")` by digest,
+    /// then an OCI image index naming them under `repo_tag`. Returns the
+    /// index digest.
+    pub async fn push_index(&self, entries: &[(&Image, &str)], repo_tag: &str) -> Result<String> {
+        let (repo, tag) = split_repo_tag(repo_tag);
+        let mut manifests = Vec::new();
+        for (image, platform) in entries {
+            let (os, architecture) = platform
+                .split_once('/')
+                .ok_or_else(|| Error::Image(format!("platform {platform:?}: expected os/arch")))?;
+            self.push(image, &format!("{repo}:{}", image.manifest.hex()))
+                .await?;
+            let mut descriptor = image.manifest.descriptor();
+            descriptor["platform"] = serde_json::json!({"os": os, "architecture": architecture});
+            manifests.push(descriptor);
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_INDEX,
+            "manifests": manifests,
+        });
+        let index = Blob::new(
+            MEDIA_TYPE_INDEX,
+            serde_json::to_vec(&index).expect("serializing JSON into memory"),
+        );
+        let bearer = self.token(repo, &["pull", "push"]);
+        self.put_manifest(repo, tag, &index, bearer.as_deref())
+            .await?;
+        Ok(index.digest)
     }
 
     async fn send(

@@ -43,10 +43,12 @@ impl RegistryAuth {
 /// Where a layer is in a pull.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerState {
-    /// Already unpacked in the store: nothing to do.
+    /// Already unpacked in the store: nothing to do (the layer's last report).
     Cached,
+    /// Bytes arriving: `done` of `total`.
     Downloading,
     Unpacking,
+    /// Unpacked (the layer's last report).
     Ready,
 }
 
@@ -185,11 +187,7 @@ impl ImageStore {
             }
         }
         let layer_records = self
-            .unpack_layers(&name, &specs, |index, spec, ready| {
-                let state = match ready {
-                    false => LayerState::Unpacking,
-                    true => LayerState::Ready,
-                };
+            .unpack_layers(&name, &specs, |index, spec, state| {
                 progress(&PullProgress {
                     reference: name.clone(),
                     index,

@@ -17,6 +17,7 @@ use flate2::read::GzDecoder;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{ImageError, io_at};
 use super::manifest::Descriptor;
+use super::pull::LayerState;
 use super::record::{ConfigBlob, ImageConfig, ImageRecord, LayerRecord};
 use super::reference::ImageRef;
 use super::unpack::unpack_layer;
@@ -245,13 +246,15 @@ impl ImageStore {
         &self,
         reference: &str,
         layers: &[LayerSpec],
-        mut on_layer: impl FnMut(usize, &LayerSpec, bool),
+        mut on_layer: impl FnMut(usize, &LayerSpec, LayerState),
     ) -> Result<Vec<LayerRecord>, ImageError> {
         let mut records = Vec::with_capacity(layers.len());
         for (index, layer) in layers.iter().enumerate() {
             let dir = self.layer_dir(&layer.diff_id);
-            if !dir.is_dir() {
-                on_layer(index, layer, false);
+            if dir.is_dir() {
+                on_layer(index, layer, LayerState::Cached);
+            } else {
+                on_layer(index, layer, LayerState::Unpacking);
                 let _guard = self.lock(layer.diff_id.as_str()).await;
                 let store = self.clone();
                 let reference = reference.to_string();
@@ -259,8 +262,8 @@ impl ImageStore {
                 tokio::task::spawn_blocking(move || store.unpack_stored_layer(&reference, &spec))
                     .await
                     .map_err(|e| io_at(&dir)(std::io::Error::other(e)))??;
+                on_layer(index, layer, LayerState::Ready);
             }
-            on_layer(index, layer, true);
             records.push(LayerRecord {
                 digest: layer.digest.clone(),
                 diff_id: layer.diff_id.clone(),
