@@ -2,8 +2,10 @@
 //! per-host IPv6 ULA /64, NAT, and the name prefixes that mark what Hangar made.
 
 use std::fmt;
-use std::io::Read;
+use std::fs;
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -169,6 +171,45 @@ impl Ipv6Prefix {
         bytes[0] = 0xfd;
         bytes[1..8].copy_from_slice(&random);
         Self::new(Ipv6Addr::from(bytes))
+    }
+
+    /// The prefix stored in the file at `path`, or a new one generated and stored
+    /// there (written to a temporary file, synced, then renamed into place), so a
+    /// host keeps its prefix across restarts.
+    pub fn load_or_generate(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        match fs::read_to_string(path) {
+            Ok(text) => return text.trim().parse(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(NetworkError::Io {
+                    op: "read",
+                    path: shown,
+                    source,
+                });
+            }
+        }
+        let prefix = Self::generate()?;
+        let tmp = path.with_extension("tmp");
+        let io_err = |op: &'static str| {
+            let shown = shown.clone();
+            move |source| NetworkError::Io {
+                op,
+                path: shown,
+                source,
+            }
+        };
+        let mut f = fs::File::create(&tmp).map_err(io_err("create"))?;
+        f.write_all(format!("{prefix}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io_err("write"))?;
+        fs::rename(&tmp, path).map_err(io_err("rename into place"))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("sync dir of"))?;
+        }
+        Ok(prefix)
     }
 
     /// The network address (`fdXX:...::`).

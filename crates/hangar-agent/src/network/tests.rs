@@ -233,3 +233,19 @@ fn etc_files_name_the_machine_and_its_app() {
     );
     assert!(me.etc_files("bad app", &[], &[], &[]).is_err());
 }
+
+#[test]
+fn ipv6_prefix_is_generated_once_then_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ipv6-prefix");
+    let first = Ipv6Prefix::load_or_generate(&path).unwrap();
+    let again = Ipv6Prefix::load_or_generate(&path).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{first}\n")
+    );
+    std::fs::write(&path, "2001:db8::/64\n").unwrap();
+    let err = Ipv6Prefix::load_or_generate(&path).unwrap_err().to_string();
+    assert!(err.contains("not a unique local address"), "{err}");
+}
