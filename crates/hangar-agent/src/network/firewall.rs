@@ -142,10 +142,24 @@ pub fn remove(rule: &Rule) -> Result<()> {
     Ok(())
 }
 
+/// Whether `tool` can be run at all.
+fn available(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
 /// Installs the rules `config` wants and removes the NAT ones it does not.
+/// Without NAT, a host that has no `iptables`/`ip6tables` at all has no
+/// forwarding filter to open either, and is left alone.
 pub fn ensure(config: &NetworkConfig) -> Result<()> {
     let wanted = rules(config, config.nat);
+    let missing: Vec<&str> = ["iptables", "ip6tables"]
+        .into_iter()
+        .filter(|t| !config.nat && !available(t))
+        .collect();
     for rule in rules(config, true) {
+        if missing.contains(&rule.tool) {
+            continue;
+        }
         if wanted.contains(&rule) {
             install(&rule)?;
         } else {
@@ -158,6 +172,9 @@ pub fn ensure(config: &NetworkConfig) -> Result<()> {
 /// Removes every rule of `config`'s bridge.
 pub fn teardown(config: &NetworkConfig) -> Result<()> {
     for rule in rules(config, true) {
+        if !available(rule.tool) {
+            continue;
+        }
         remove(&rule)?;
     }
     Ok(())
