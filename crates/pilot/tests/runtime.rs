@@ -140,26 +140,40 @@ fn container_has_its_own_pid_namespace() {
 #[test]
 fn two_containers_share_localhost_but_not_processes_or_files() {
     let t = TestRuntime::new();
-    let port = 20000 + (std::process::id() % 20000) as u16;
+    // A port free right now on loopback (the containers share this namespace).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The server sends; the client keeps its stdin open a moment so it reads
+    // the reply before quitting (busybox nc quits at stdin's end).
     let server = t.launch(&format!(
-        "echo secret > /tmp/server-secret; echo listening; nc -l -p {port}; echo server-done"
+        "echo secret > /tmp/server-secret; echo listening; \
+         echo hello-over-localhost | nc -l -p {port} || echo NC-FAILED; echo server-done"
     ));
     let mut s = t.start(&server);
     s.read_until("listening");
     let client = t.launch(&format!(
         "test -e /tmp/server-secret && echo SEES-FILE; \
          ps -o pid,args | grep -v grep | grep -q 'nc -l' && echo SEES-PROCESS; \
-         i=0; while [ $i -lt 100 ]; do echo hello-over-localhost | nc 127.0.0.1 {port} && exit 0; \
+         i=0; while [ $i -lt 50 ]; do \
+         out=$(sleep 0.3 | nc 127.0.0.1 {port}) && [ -n \"$out\" ] && {{ echo got:$out; exit 0; }}; \
          i=$((i+1)); sleep 0.05; done; exit 1"
     ));
     let mut c = t.start(&client);
     let (cout, cerr, cstatus) = c.finish();
-    assert_eq!(exited(cstatus), Some(0), "client could not connect: {cerr}");
+    assert_eq!(
+        exited(cstatus),
+        Some(0),
+        "client got nothing: {cout} {cerr}"
+    );
+    assert!(cout.ends_with("got:hello-over-localhost\n"), "{cout}");
     assert!(!cout.contains("SEES-FILE"), "{cout}");
     assert!(!cout.contains("SEES-PROCESS"), "{cout}");
     let (sout, serr, sstatus) = s.finish();
     assert_eq!(exited(sstatus), Some(0), "stderr: {serr}");
-    assert_eq!(sout, "hello-over-localhost\nserver-done\n");
+    assert_eq!(sout, "server-done\n");
 }
 
 #[test]

@@ -31,8 +31,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -101,6 +102,94 @@ pub struct NamespaceRuntime {
     /// pidfds of running container inits, by host pid, opened at start so
     /// `cleanup` can wait for the exact process even after it was reaped.
     inits: Mutex<HashMap<i32, OwnedFd>>,
+    warm: Arc<WarmPool>,
+}
+
+/// A `pilot __cinit` started ahead of time (exec'd, linked, waiting for its
+/// request), with the output pipes of the container it will run.
+#[derive(Debug)]
+struct WarmInit {
+    stage: spawn::Launched,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl WarmInit {
+    fn launch(exe: &Path) -> std::io::Result<WarmInit> {
+        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from);
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)?;
+        let stage = spawn::launch(exe, cinit::STAGE, [null, out_w, err_w], None)?;
+        Ok(WarmInit {
+            stage,
+            stdout: out_r,
+            stderr: err_r,
+        })
+    }
+}
+
+/// Keeps one [`WarmInit`] ready, so a start skips spawning, exec'ing and
+/// linking the stage. Refilled by a short-lived thread after each take.
+#[derive(Debug)]
+struct WarmPool {
+    exe: PathBuf,
+    slot: Mutex<Option<WarmInit>>,
+    refilling: AtomicBool,
+}
+
+impl WarmPool {
+    fn take(self: &Arc<Self>) -> Option<WarmInit> {
+        let warm = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.refill();
+        warm
+    }
+
+    fn refill(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("pilot-warm-cinit".into())
+            .spawn(move || {
+                let empty = pool
+                    .slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_none();
+                if empty {
+                    match WarmInit::launch(&pool.exe) {
+                        Ok(w) => {
+                            let mut slot = pool.slot.lock().unwrap_or_else(|p| p.into_inner());
+                            if let Some(extra) = slot.replace(w) {
+                                extra.stage.abandon();
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not start a spare pilot __cinit")
+                        }
+                    }
+                }
+                pool.refilling.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.refilling.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for WarmPool {
+    fn drop(&mut self) {
+        let slot = self.slot.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = slot.take() {
+            w.stage.abandon();
+        }
+    }
 }
 
 /// The `__cinit` request, borrowed (serialises like `proto::InitRequest`).
@@ -122,15 +211,22 @@ impl NamespaceRuntime {
         let seccomp = seccomp::compile()?;
         let cgroups = CgroupLayout::discover(config.cgroup_parent.as_deref())
             .map_err(NamespaceRuntimeError::Cgroups)?;
-        Ok(NamespaceRuntime {
-            exe: config.pilot_exe,
+        let runtime = NamespaceRuntime {
+            exe: config.pilot_exe.clone(),
             cgroups,
             confinement: Confinement {
                 capabilities: caps::DEFAULT_CAPS,
                 seccomp,
             },
             inits: Mutex::new(HashMap::new()),
-        })
+            warm: Arc::new(WarmPool {
+                exe: config.pilot_exe.clone(),
+                slot: Mutex::new(None),
+                refilling: AtomicBool::new(false),
+            }),
+        };
+        runtime.warm.refill();
+        Ok(runtime)
     }
 
     /// The cgroup hierarchies in use.
@@ -167,15 +263,6 @@ fn pipe(container: &str) -> Result<(OwnedFd, OwnedFd), RuntimeError> {
         .map_err(|e| NamespaceRuntime::io(container, "pipe")(std::io::Error::from(e)))
 }
 
-fn dev_null(container: &str) -> Result<OwnedFd, RuntimeError> {
-    File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map(OwnedFd::from)
-        .map_err(NamespaceRuntime::io(container, "open /dev/null"))
-}
-
 impl Runtime for NamespaceRuntime {
     fn start(&self, launch: &ContainerLaunch) -> Result<Started, RuntimeError> {
         let name = launch.name.as_str();
@@ -199,9 +286,10 @@ impl Runtime for NamespaceRuntime {
             confinement: &self.confinement,
         })
         .map_err(|e| setup(format!("encode the launch request: {e}")))?;
-        let (out_r, out_w) = pipe(name)?;
-        let (err_r, err_w) = pipe(name)?;
-        let stdio = [dev_null(name)?, out_w, err_w];
+        let warm = match self.warm.take() {
+            Some(w) => w,
+            None => WarmInit::launch(&self.exe).map_err(Self::io(name, "start pilot __cinit"))?,
+        };
         let mut handle = ContainerHandle {
             name: name.to_string(),
             ns_pid: 0,
@@ -209,7 +297,7 @@ impl Runtime for NamespaceRuntime {
             state_dir: launch.rootfs.state_dir.clone(),
         };
         let mut attach = |pid: i32| attach(name, &mut cgroups, pid);
-        let spawned = spawn::run_stage(&self.exe, cinit::STAGE, &request, stdio, &mut attach, None);
+        let spawned = warm.stage.finish(&request, &mut attach);
         handle.cgroups = cgroups;
         let report = match spawned {
             Ok(r) => r,
@@ -230,8 +318,8 @@ impl Runtime for NamespaceRuntime {
         match report.pid {
             Some(pid) if report.errors.is_empty() => Ok(Started {
                 pid,
-                stdout: out_r,
-                stderr: err_r,
+                stdout: warm.stdout,
+                stderr: warm.stderr,
                 handle,
             }),
             pid => {

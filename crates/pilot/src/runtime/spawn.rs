@@ -1,7 +1,9 @@
 //! Starting an internal stage from pilot: a fresh process of the pilot binary
 //! (fork + immediate exec, safe in a multi-threaded process), given its request
-//! on [`REQUEST_FD`] and the status pipe on [`STATUS_FD`]; returns once the stage
-//! reported and its status pipe reached end-of-file.
+//! on [`REQUEST_FD`] and the status pipe on [`STATUS_FD`]. A stage can be
+//! launched ahead of time ([`launch`]) and given its request later
+//! ([`Launched::finish`]), which returns once the stage reported and its status
+//! pipe reached end-of-file.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,19 +19,24 @@ use nix::unistd::Pid;
 use super::proto::{self, INIT_PIDFD, REQUEST_FD, STATUS_FD, StatusReport};
 use super::sys;
 
-/// Runs `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2.
-/// `before_go` gets the stage's pid after the request is sent, while the stage
-/// starts up and prepares; the stage forks nothing before it returns: the place
-/// to move it into cgroups, overlapping that (an RCU grace period on cgroup v1)
-/// with the stage's own work.
-pub(crate) fn run_stage(
+/// A stage process that has been started and waits for its request.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub pid: i32,
+    /// The stage's pidfd (opened while it could not have been reaped yet).
+    pidfd: Option<OwnedFd>,
+    req_w: OwnedFd,
+    st_r: OwnedFd,
+}
+
+/// Starts `pilot <stage>` with `stdio` as its descriptors 0, 1 and 2 (and
+/// `init_pidfd` as [`INIT_PIDFD`]); it then waits for its request.
+pub(crate) fn launch(
     exe: &Path,
     stage: &str,
-    request: &[u8],
     stdio: [OwnedFd; 3],
-    before_go: &mut dyn FnMut(i32),
     init_pidfd: Option<&OwnedFd>,
-) -> std::io::Result<StatusReport> {
+) -> std::io::Result<Launched> {
     let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (st_r, st_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let [stdin, stdout, stderr] = stdio;
@@ -57,27 +64,68 @@ pub(crate) fn run_stage(
         });
     }
     let child = cmd.spawn()?;
-    let helper = child.id() as i32;
+    let pid = child.id() as i32;
     // The stage is blocked on its request until we write it: it cannot have been
     // reaped, so this pidfd is the stage's.
-    let helper_fd = sys::pidfd_open(helper).ok();
-    drop(cmd);
-    drop(req_r);
-    drop(st_w);
-    // A stage that died early makes these fail with EPIPE; its status says why.
-    let mut req_w = std::fs::File::from(req_w);
-    let _ = req_w.write_all(&proto::frame(request));
-    before_go(helper);
-    let _ = req_w.write_all(&[proto::GO]);
-    drop(req_w);
-    let report = proto::read_status(st_r);
-    match &helper_fd {
-        Some(fd) => {
-            sys::reap_pidfd(fd, false);
+    let pidfd = sys::pidfd_open(pid).ok();
+    Ok(Launched {
+        pid,
+        pidfd,
+        req_w,
+        st_r,
+    })
+}
+
+impl Launched {
+    /// Sends the request, lets `before_go` act on the stage's pid while the
+    /// stage prepares (the stage forks nothing before it returns: the place to
+    /// move it into cgroups, overlapping that, an RCU grace period on cgroup v1,
+    /// with the stage's own work), gives the go-ahead, and returns once the
+    /// stage reported and its status pipe reached end-of-file.
+    pub(crate) fn finish(
+        self,
+        request: &[u8],
+        before_go: &mut dyn FnMut(i32),
+    ) -> std::io::Result<StatusReport> {
+        // A stage that died early makes these fail with EPIPE; its status says why.
+        let mut req_w = std::fs::File::from(self.req_w);
+        let _ = req_w.write_all(&proto::frame(request));
+        before_go(self.pid);
+        let _ = req_w.write_all(&[proto::GO]);
+        drop(req_w);
+        let report = proto::read_status(self.st_r);
+        match &self.pidfd {
+            Some(fd) => {
+                sys::reap_pidfd(fd, false);
+            }
+            None => reap(self.pid),
         }
-        None => reap(helper),
+        report
     }
-    report
+
+    /// Ends a stage that was never given a request (it exits on end-of-file).
+    pub(crate) fn abandon(self) {
+        drop(self.req_w);
+        let _ = proto::read_status(self.st_r);
+        match &self.pidfd {
+            Some(fd) => {
+                sys::reap_pidfd(fd, false);
+            }
+            None => reap(self.pid),
+        }
+    }
+}
+
+/// Runs `pilot <stage>` to completion: [`launch`] then [`Launched::finish`].
+pub(crate) fn run_stage(
+    exe: &Path,
+    stage: &str,
+    request: &[u8],
+    stdio: [OwnedFd; 3],
+    before_go: &mut dyn FnMut(i32),
+    init_pidfd: Option<&OwnedFd>,
+) -> std::io::Result<StatusReport> {
+    launch(exe, stage, stdio, init_pidfd)?.finish(request, before_go)
 }
 
 /// Collects the exit status of a process of ours that nobody else waits for.
