@@ -17,7 +17,8 @@
 //!   wait status is the program's own: exit code, or death by signal. A signal sent
 //!   to `Started.pid` reaches the container's program itself.
 //! - Besides those, pilot gets other children: the short-lived `pilot __cinit` /
-//!   `pilot __cexec` helpers and each container's init (PID 1 inside the container,
+//!   `pilot __cexec` helpers (one spare `__cinit` is kept waiting for the next
+//!   start) and each container's init (PID 1 inside the container,
 //!   `ContainerHandle::ns_pid`), which exits when the container's program does. The
 //!   runtime reaps them itself when it can; the reaper must ignore pids nobody
 //!   registered.

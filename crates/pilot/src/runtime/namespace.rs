@@ -5,7 +5,9 @@
 //! they start a fresh process of the pilot binary running an internal stage
 //! (`pilot __cinit`, `pilot __cexec`), hand it the request over a pipe, and wait on
 //! a close-on-exec status pipe until the container's program has been exec'd or a
-//! step has failed (see [`super::proto`]).
+//! step has failed (see [`super::proto`]). One `__cinit` is kept started ahead
+//! (exec'd, linked, waiting for its request) and refilled by a short-lived thread
+//! after each start, so a start does not wait for the spawn.
 //!
 //! Process tree of a started container (pids as seen by pilot):
 //!
