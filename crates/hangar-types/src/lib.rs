@@ -22,6 +22,21 @@
 //!   ignored: no Hangar logic reads `extra`, and validation does not look at it.
 //!
 //! Integer durations are seconds, always (see [`duration`]).
+//!
+//! # Example
+//!
+//! ```
+//! use hangar_types::{parse_machine_config_document, start_groups};
+//!
+//! let config = parse_machine_config_document(r#"{"containers": [
+//!     {"image": "registry.fly.io/my-app:latest",
+//!      "health_checks": [{"type": "http", "path": "/health", "interval": "10s"}]},
+//!     {"name": "shipper", "image": "vector",
+//!      "depends_on": [{"container": "my-app", "condition": "healthy"}]}
+//! ]}"#).unwrap();
+//! config.validate().unwrap();
+//! assert_eq!(start_groups(config.containers()).unwrap(), [["my-app"], ["shipper"]]);
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod config;
