@@ -468,3 +468,44 @@ fn exec_into_a_finished_container_fails_clearly() {
         .expect_err("no command");
     assert!(err.to_string().contains("empty command"), "{err}");
 }
+
+#[test]
+fn containers_share_the_machines_network_uts_and_ipc_namespaces_only() {
+    let t = TestRuntime::new();
+    let mut c = t.start(
+        &t.launch("for ns in net uts ipc mnt pid; do echo $ns $(readlink /proc/self/ns/$ns); done"),
+    );
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    for line in out.lines() {
+        let (ns, inside) = line.split_once(' ').unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let shared = PathBuf::from(inside) == ours;
+        match ns {
+            "net" | "uts" | "ipc" => assert!(shared, "{ns} namespace not shared: {line}"),
+            _ => assert!(!shared, "{ns} namespace shared with the machine: {line}"),
+        }
+    }
+    assert_eq!(out.lines().count(), 5, "{out}");
+}
+
+#[test]
+fn bind_mount_targets_through_image_symlinks_are_refused() {
+    let t = TestRuntime::new();
+    // An image whose /escape points at the host's /tmp.
+    std::os::unix::fs::symlink("/tmp", t.layer.join("escape")).unwrap();
+    let vol = t.dir.path().join("volume");
+    std::fs::create_dir(&vol).unwrap();
+    let mut launch = t.launch("true");
+    launch.mounts.push(BindMount {
+        source: vol,
+        target: "/escape/data".into(),
+        readonly: false,
+    });
+    let err = t.rt.start(&launch).expect_err("symlinked target");
+    let text = err.to_string();
+    assert!(
+        text.contains("mounts[0].target") && text.contains("symlink"),
+        "{text}"
+    );
+}
