@@ -509,3 +509,19 @@ fn bind_mount_targets_through_image_symlinks_are_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn later_layers_override_earlier_ones() {
+    let t = TestRuntime::new();
+    std::fs::write(t.layer.join("etc/release"), "base\n").unwrap();
+    std::fs::write(t.layer.join("etc/only-base"), "kept\n").unwrap();
+    let top = t.dir.path().join("top-layer");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/release"), "top\n").unwrap();
+    let mut launch = t.launch("cat /etc/release /etc/only-base");
+    launch.rootfs.layers.push(top);
+    let mut c = t.start(&launch);
+    let (out, err, status) = c.finish();
+    assert_eq!(exited(status), Some(0), "stderr: {err}");
+    assert_eq!(out, "top\nkept\n");
+}
