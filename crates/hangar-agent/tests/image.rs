@@ -651,3 +651,52 @@ async fn image_index_resolves_to_linux_amd64() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn owners_modes_xattrs_and_links_are_kept() {
+    let image = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .dir("/data", 0o750)
+                .owned_by(1000, 1000)
+                .file("/data/tool", "#!/bin/sh\n", 0o4755)
+                .file("/data/notes", "notes", 0o600)
+                .owned_by(1000, 1000)
+                .xattr("user.hangar", b"yes")
+                .hardlink("/data/notes-link", "/data/notes")
+                .symlink("/data/passwd", "/etc/passwd"),
+        )
+        .build();
+    let work = tempfile::tempdir().unwrap();
+    image.write_oci_layout(work.path(), Some("meta:1")).unwrap();
+    let (_dir, store) = new_store();
+    let record = store.import_oci_layout(work.path(), None).await.unwrap();
+    let top = record.layer_dirs().pop().unwrap();
+
+    let data = std::fs::metadata(top.join("data")).unwrap();
+    assert_eq!(
+        (data.uid(), data.gid(), data.mode() & 0o7777),
+        (1000, 1000, 0o750)
+    );
+    let tool = std::fs::metadata(top.join("data/tool")).unwrap();
+    assert_eq!(tool.mode() & 0o7777, 0o4755, "setuid kept");
+    let notes = std::fs::metadata(top.join("data/notes")).unwrap();
+    assert_eq!(
+        (notes.uid(), notes.gid(), notes.mode() & 0o7777),
+        (1000, 1000, 0o600)
+    );
+    assert_eq!(notes.mtime(), 1_700_000_000);
+    assert_eq!(
+        xattr::get(top.join("data/notes"), "user.hangar")
+            .unwrap()
+            .as_deref(),
+        Some(&b"yes"[..])
+    );
+    let link = std::fs::metadata(top.join("data/notes-link")).unwrap();
+    assert_eq!(link.ino(), notes.ino(), "hard link shares the inode");
+    // An absolute symlink is kept as written (resolved inside the container).
+    assert_eq!(
+        std::fs::read_link(top.join("data/passwd")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+}

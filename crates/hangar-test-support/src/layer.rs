@@ -25,6 +25,7 @@ struct Entry {
     mode: u32,
     uid: u64,
     gid: u64,
+    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// A layer under construction; see the module docs.
@@ -49,6 +50,7 @@ impl Layer {
             mode,
             uid: 0,
             gid: 0,
+            xattrs: Vec::new(),
         });
         self
     }
@@ -78,6 +80,15 @@ impl Layer {
         if let Some(last) = self.entries.last_mut() {
             last.uid = uid;
             last.gid = gid;
+        }
+        self
+    }
+
+    /// Adds an extended attribute (a PAX `SCHILY.xattr.NAME` record) to the
+    /// entry added last.
+    pub fn xattr(mut self, name: &str, value: &[u8]) -> Self {
+        if let Some(last) = self.entries.last_mut() {
+            last.xattrs.push((name.to_string(), value.to_vec()));
         }
         self
     }
@@ -116,6 +127,7 @@ impl Layer {
             mode: 0o644,
             uid: 0,
             gid: 0,
+            xattrs: Vec::new(),
         });
         self
     }
@@ -125,6 +137,10 @@ impl Layer {
         let mut builder = tar::Builder::new(Vec::new());
         builder.mode(tar::HeaderMode::Deterministic);
         for entry in &self.entries {
+            if !entry.xattrs.is_empty() {
+                append_pax(&mut builder, &entry.path, &entry.xattrs)
+                    .unwrap_or_else(|e| panic!("layer entry {:?}: {e}", entry.path));
+            }
             let mut header = Header::new_gnu();
             header.set_mode(entry.mode);
             header.set_uid(entry.uid);
@@ -191,4 +207,34 @@ fn append_raw(
     name[..n].copy_from_slice(&bytes[..n]);
     header.set_cksum();
     builder.append(&header, data)
+}
+
+/// Appends a PAX extended header carrying `xattrs` for the entry that follows.
+fn append_pax(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    xattrs: &[(String, Vec<u8>)],
+) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    for (name, value) in xattrs {
+        let key = format!("SCHILY.xattr.{name}");
+        // A record is "LEN KEY=VALUE\n", LEN counting the whole record.
+        let body = key.len() + value.len() + 3;
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        data.extend_from_slice(format!("{len} {key}=").as_bytes());
+        data.extend_from_slice(value);
+        data.push(b'\n');
+    }
+    let mut header = Header::new_ustar();
+    let name = format!("PaxHeaders/{}", path.rsplit('/').next().unwrap_or(path));
+    header.set_path(&name[..name.len().min(99)])?;
+    header.set_entry_type(EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_mtime(MTIME);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    builder.append(&header, &data[..])
 }
