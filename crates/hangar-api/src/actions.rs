@@ -24,7 +24,7 @@ fn require_state(
     if allowed.contains(&m.state) {
         return Ok(());
     }
-    let names: Vec<&str> = allowed.iter().map(MachineState::as_str).collect();
+    let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
     Err(ApiError::PreconditionFailed(format!(
         "cannot {action} machine {}: it is {} (possible when {})",
         m.id,

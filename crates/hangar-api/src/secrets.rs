@@ -10,26 +10,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use hangar_types::secret::check_secret_name;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Secret names become environment variable names.
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 256
-        && !name.as_bytes()[0].is_ascii_digit()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            format!(
-                "secret name {name:?} must be letters, digits and '_', not starting with a digit"
-            ),
-        ))
-    }
+fn check_name(path: &str, name: &str) -> Result<(), ApiError> {
+    check_secret_name(name).map_err(|m| ApiError::invalid(path, m))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,12 +54,7 @@ pub async fn update(
         .values
         .ok_or_else(|| ApiError::invalid("values", "required"))?;
     for name in values.keys() {
-        check_name(name).map_err(|_| {
-            ApiError::invalid(
-                &format!("values.{name}"),
-                "secret names must be letters, digits and '_', not starting with a digit",
-            )
-        })?;
+        check_name(&format!("values.{name}"), name)?;
     }
     let s = state
         .store
@@ -103,7 +86,7 @@ pub async fn set(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     lookup::app(&state, &app).await?;
-    check_name(&name)?;
+    check_name("name", &name)?;
     let req: SetSecret = body.parse()?;
     let value = req
         .value

@@ -4,17 +4,19 @@
 use crate::error::Problem;
 use hangar_types::MachineConfig;
 
-/// Problems of a machine config, each at a path under `config`.
+/// Problems of a machine config, each at a path under `config`
+/// (hangar-types' validation: every problem at once).
 pub fn machine_config(cfg: &MachineConfig) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let image_empty = cfg.image.as_deref().map(str::trim).unwrap_or("").is_empty();
-    if image_empty && cfg.containers().is_empty() {
-        out.push(Problem {
-            path: "config.image".into(),
-            message: "required (or list containers in config.containers)".into(),
-        });
+    match cfg.validate() {
+        Ok(()) => Vec::new(),
+        Err(problems) => problems
+            .iter()
+            .map(|p| Problem {
+                path: p.path.clone(),
+                message: p.message.clone(),
+            })
+            .collect(),
     }
-    out
 }
 
 /// Problems of a machine name: 1 to 63 characters of letters, digits and '-'.

@@ -11,6 +11,7 @@ use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use hangar_agent::store::{NewVolume, VolumeRecord};
+use hangar_types::volume::check_volume_name;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,14 +30,9 @@ struct CreateVolume {
 }
 
 fn check_name(name: &str) -> Option<Problem> {
-    let ok = !name.is_empty()
-        && name.len() <= 30
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    (!ok).then(|| Problem {
+    check_volume_name(name).err().map(|message| Problem {
         path: "name".into(),
-        message: format!("{name:?} must be 1 to 30 lowercase letters, digits or '_'"),
+        message,
     })
 }
 

@@ -45,7 +45,7 @@ fn parse_wants(names: Vec<String>) -> Result<Vec<Want>, ApiError> {
                 return Ok(Want::Settled);
             }
             n.parse::<MachineState>().map(Want::State).map_err(|_| {
-                let known: Vec<&str> = ALL_STATES.iter().map(MachineState::as_str).collect();
+                let known: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
                 ApiError::BadRequest(format!(
                     "invalid state {n:?}: expected one of {}, settled",
                     known.join(", ")

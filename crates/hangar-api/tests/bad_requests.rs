@@ -160,7 +160,7 @@ async fn machine_config_problems_name_their_paths() {
     r.expect_error(
         422,
         &[
-            "config.image: required",
+            "config.image: an image is required",
             "name: \"bad name!\"",
             "region: \"NOT A REGION\"",
             "lease_ttl: 0 must be between",
@@ -179,6 +179,39 @@ async fn machine_config_problems_name_their_paths() {
         )
         .await;
     r.expect_error(400, &["malformed JSON", "trailing characters"]);
+}
+
+#[tokio::test]
+async fn every_config_problem_is_listed_with_its_path() {
+    let s = server().await;
+    s.create_app("shop").await;
+    let body = json!({"config": {
+        "guest": {"cpus": 1, "memory_mb": 1},
+        "containers": [
+            {"name": "app", "image": "a", "depends_on": [{"name": "db", "condition": "healthy"}]},
+            {"name": "app", "image": "b"}
+        ]
+    }});
+    let r = s.post(&format!("{APP}/machines"), body).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let paths: Vec<&str> = r.body["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"config.guest.memory_mb"), "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("config.containers[0].depends_on[0]")),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.starts_with("config.containers[1]")),
+        "{paths:?}"
+    );
+    r.expect_error(422, &["invalid request: config.guest.memory_mb"]);
 }
 
 #[tokio::test]

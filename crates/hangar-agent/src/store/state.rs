@@ -120,6 +120,24 @@ impl FromStr for MachineState {
     }
 }
 
+/// The same state as the wire type.
+impl From<MachineState> for hangar_types::machine::MachineState {
+    fn from(s: MachineState) -> Self {
+        s.as_str()
+            .parse()
+            .expect("every stored state has a wire name")
+    }
+}
+
+/// The stored state of a wire state; `replaced` and `launch_failed` name
+/// versions and launch outcomes, not states a machine is stored in.
+impl TryFrom<hangar_types::machine::MachineState> for MachineState {
+    type Error = UnknownState;
+    fn try_from(s: hangar_types::machine::MachineState) -> Result<Self, UnknownState> {
+        s.as_str().parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MachineState::*;
@@ -131,6 +149,11 @@ mod tests {
             assert_eq!(s.as_str().parse::<MachineState>().unwrap(), s);
         }
         assert!("running".parse::<MachineState>().is_err());
+        for s in ALL_STATES {
+            let wire: hangar_types::machine::MachineState = s.into();
+            assert_eq!(wire.as_str(), s.as_str());
+            assert_eq!(MachineState::try_from(wire), Ok(s));
+        }
     }
 
     #[test]
