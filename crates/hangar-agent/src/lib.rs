@@ -2,6 +2,7 @@
 //! filesystems, network, cgroups, volumes — and their lifecycle.
 
 pub mod image;
+pub mod machine;
 pub mod network;
 pub mod store;
 pub mod volume;

@@ -1,0 +1,100 @@
+//! What a finished pilot left behind: its final status file, turned into the
+//! machine's `exit` event.
+
+use pilot::status::MachineStatus;
+
+use super::paths::MachinePaths;
+use crate::store::ExitInfo;
+
+fn read_status(paths: &MachinePaths) -> Option<MachineStatus> {
+    let text = std::fs::read(paths.final_status()).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// The machine's exit as the API reports it. The machine's exit code is pilot's
+/// (see pilot's docs); signal and OOM come from the container that ended it: the
+/// first that failed, else the last that exited. Without a status file (pilot was
+/// killed) the exit is recorded as a SIGKILL.
+pub fn read_exit(paths: &MachinePaths, requested_stop: bool) -> ExitInfo {
+    let now = time_rfc3339(std::time::SystemTime::now());
+    let Some(status) = read_status(paths) else {
+        return ExitInfo {
+            exit_code: None,
+            signal: Some(libc::SIGKILL),
+            oom_killed: false,
+            requested_stop,
+            restarting: false,
+            restart_count: 0,
+            exited_at: now,
+        };
+    };
+    let exits = status
+        .containers
+        .iter()
+        .filter_map(|c| c.last_exit.as_ref())
+        .collect::<Vec<_>>();
+    let deciding = exits
+        .iter()
+        .find(|e| e.exit_code != Some(0))
+        .or_else(|| exits.iter().max_by_key(|e| e.exited_at_ms));
+    ExitInfo {
+        exit_code: status.exit_code,
+        signal: deciding.and_then(|e| e.signal),
+        oom_killed: exits.iter().any(|e| e.oom_killed),
+        requested_stop,
+        restarting: false,
+        restart_count: status
+            .containers
+            .iter()
+            .map(|c| i64::from(c.restart_count))
+            .sum(),
+        exited_at: now,
+    }
+}
+
+/// Why pilot could not run the machine, when it said so.
+pub fn read_exit_reason(paths: &MachinePaths) -> Option<String> {
+    let status = read_status(paths)?;
+    if let Some(error) = status.error {
+        return Some(error);
+    }
+    status
+        .containers
+        .iter()
+        .find_map(|c| c.reason.clone().map(|r| format!("{}: {r}", c.name)))
+}
+
+/// RFC 3339 UTC timestamp with seconds precision.
+pub fn time_rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(super::time_rfc3339(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(super::time_rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            super::time_rfc3339(at(1_795_000_000)),
+            "2026-11-18T11:06:40Z"
+        );
+    }
+}
