@@ -2,7 +2,7 @@
 //! `oci-client`): anonymous, basic or bearer-token auth; plain HTTP for
 //! registries on loopback, HTTPS otherwise; indexes resolved to linux/amd64.
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use tokio::io::AsyncWriteExt;
@@ -13,6 +13,9 @@ use super::manifest::{ACCEPTED_MANIFESTS, Document, Parsed, digest_of, pick_plat
 use super::record::ImageRecord;
 use super::reference::ImageRef;
 use super::store::{ImageStore, LayerSpec, bad_digest};
+
+/// Layer blobs fetched at the same time by one pull.
+const PARALLEL_DOWNLOADS: usize = 3;
 
 /// Credentials for a registry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -176,16 +179,25 @@ impl ImageStore {
         let (image_config, specs) = self.read_config(&name, &config_digest, &layers)?;
 
         let count = specs.len();
-        for (index, spec) in specs.iter().enumerate() {
-            if self.layer_dir(&spec.diff_id).is_dir() {
-                continue;
-            }
-            let _guard = self.lock(spec.digest.as_str()).await;
-            if !self.has_blob(&spec.digest) && !self.layer_dir(&spec.diff_id).is_dir() {
-                self.download_layer(&client, &image, index, count, spec, progress)
-                    .await?;
-            }
-        }
+        let downloads = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| !self.layer_dir(&spec.diff_id).is_dir())
+            .map(|(index, spec)| {
+                let (client, image) = (&client, &image);
+                async move {
+                    let _guard = self.lock(spec.digest.as_str()).await;
+                    if self.has_blob(&spec.digest) || self.layer_dir(&spec.diff_id).is_dir() {
+                        return Ok(());
+                    }
+                    self.download_layer(client, image, index, count, spec, progress)
+                        .await
+                }
+            });
+        futures::stream::iter(downloads)
+            .buffer_unordered(PARALLEL_DOWNLOADS)
+            .try_collect::<Vec<()>>()
+            .await?;
         let layer_records = self
             .unpack_layers(&name, &specs, |index, spec, state| {
                 progress(&PullProgress {
