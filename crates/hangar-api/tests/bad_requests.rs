@@ -434,3 +434,56 @@ async fn secret_and_volume_problems() {
         ],
     );
 }
+
+#[tokio::test]
+async fn every_mutating_machine_call_honours_the_lease() {
+    let (s, id) = with_machine().await;
+    let m = format!("{APP}/machines/{id}");
+    let r = s.post(&format!("{m}/lease"), json!({"ttl": 60})).await;
+    assert_eq!(r.status, 201);
+    let calls: Vec<(Method, String, serde_json::Value)> = vec![
+        (Method::POST, m.clone(), json!({"config": {"image": "b"}})),
+        (Method::POST, format!("{m}/start"), json!({})),
+        (Method::POST, format!("{m}/stop"), json!({})),
+        (Method::POST, format!("{m}/restart"), json!({})),
+        (
+            Method::POST,
+            format!("{m}/signal"),
+            json!({"signal": "SIGHUP"}),
+        ),
+        (Method::POST, format!("{m}/suspend"), json!({})),
+        (Method::POST, format!("{m}/cordon"), json!({})),
+        (Method::POST, format!("{m}/uncordon"), json!({})),
+        (
+            Method::PATCH,
+            format!("{m}/metadata"),
+            json!({"metadata": {"a": "b"}}),
+        ),
+        (
+            Method::PUT,
+            format!("{m}/metadata"),
+            json!({"metadata": {"a": "b"}}),
+        ),
+        (
+            Method::POST,
+            format!("{m}/metadata/a"),
+            json!({"value": "b"}),
+        ),
+        (Method::DELETE, format!("{m}/metadata/a"), json!({})),
+        (Method::DELETE, m.clone(), json!({})),
+    ];
+    for (method, path, body) in calls {
+        let r = s.send(s.req(method.clone(), &path).json(&body)).await;
+        assert_eq!(r.status, 409, "{method} {path}: {:?}", r.body);
+        assert!(
+            r.error().contains("lease is held by \"admin\""),
+            "{method} {path}: {}",
+            r.error()
+        );
+    }
+    assert!(
+        s.backend.calls().iter().all(|c| c.starts_with("create")),
+        "nothing reached the backend: {:?}",
+        s.backend.calls()
+    );
+}

@@ -565,3 +565,24 @@ async fn first_start_writes_an_admin_token_file_with_mode_0600() {
     assert_eq!(again, hangar_api::AdminToken::Existing);
     assert!(store.authenticate("ignored").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn explicit_nulls_are_absent_values() {
+    let s = server().await;
+    s.create_app("shop").await;
+    let body = json!({"config": {"image": "a"}, "name": null, "region": null, "lease_ttl": null, "skip_launch": null});
+    let m = s.create_machine("shop", body).await;
+    assert_eq!(m["region"], "local");
+    assert!(m.get("nonce").is_none());
+    assert_eq!(m["state"], "started");
+    let r = s
+        .post(
+            "/v1/apps",
+            json!({"app_name": "nulls", "org_slug": null, "network": null}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["organization"]["slug"].clone()),
+        (201, json!("personal"))
+    );
+}
