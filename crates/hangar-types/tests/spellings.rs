@@ -370,3 +370,16 @@ fn machine_states_use_the_api_names() {
     }
     assert_eq!(MachineState::LaunchFailed.as_str(), "launch_failed");
 }
+
+#[test]
+fn health_check_defaults() {
+    let hc: HealthCheck = serde_json::from_value(json!({"tcp": {"port": 1}})).unwrap();
+    assert_eq!(hc.interval_or_default(), Std::from_secs(15));
+    assert_eq!(hc.timeout_or_default(), Std::from_secs(2));
+    assert_eq!(hc.success_threshold_or_default(), 1);
+    assert_eq!(hc.failure_threshold_or_default(), 3);
+    // Without a timeout, a short interval bounds the default timeout.
+    let fast: HealthCheck =
+        serde_json::from_value(json!({"tcp": {"port": 1}, "interval": "500ms"})).unwrap();
+    assert_eq!(fast.timeout_or_default(), Std::from_millis(500));
+}

@@ -246,10 +246,13 @@ impl HealthCheck {
             .map_or(DEFAULT_INTERVAL, Duration::as_std)
     }
 
+    /// The timeout; without one, [`DEFAULT_TIMEOUT`] but never longer than the
+    /// interval (a probe must end before the next one starts).
     pub fn timeout_or_default(&self) -> std::time::Duration {
-        self.timeout
-            .as_ref()
-            .map_or(DEFAULT_TIMEOUT, Duration::as_std)
+        match &self.timeout {
+            Some(t) => t.as_std(),
+            None => DEFAULT_TIMEOUT.min(self.interval_or_default()),
+        }
     }
 
     pub fn grace_period_or_default(&self) -> std::time::Duration {
