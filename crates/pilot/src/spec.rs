@@ -54,9 +54,9 @@ pub struct ImageSpec {
 }
 
 /// The `config` object of an OCI image config. Accepts the OCI spelling
-/// (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`) and snake_case.
+/// (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`) and snake_case; other keys
+/// of the OCI config (`ExposedPorts`, `Labels`, ...) are ignored.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ImageConfig {
     #[serde(default, alias = "Entrypoint")]
     pub entrypoint: Option<Vec<String>>,
@@ -87,13 +87,13 @@ pub struct VolumeSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("spec {path}: {source}")]
+    #[error("cannot read spec {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("spec {path}: {source}")]
+    #[error("invalid spec {path}")]
     Parse {
         path: PathBuf,
         #[source]

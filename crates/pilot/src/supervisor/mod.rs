@@ -125,20 +125,27 @@ impl Handle {
     }
 
     /// Requests the machine stop; answers at once (see [`Handle::wait_exited`]).
+    /// Idempotent: a stop after an earlier one, or after the machine ended, is
+    /// answered with `accepted: false`.
     pub async fn stop(
         &self,
         signal: Option<i32>,
         timeout: Option<Duration>,
         reason: &str,
     ) -> Result<StopResult, ApiError> {
-        self.ask(|reply| Command::Stop {
-            signal,
-            timeout,
-            reason: reason.to_string(),
-            reply,
-        })
-        .await
-        .ok_or_else(gone)
+        let answer = self
+            .ask(|reply| Command::Stop {
+                signal,
+                timeout,
+                reason: reason.to_string(),
+                reply,
+            })
+            .await;
+        Ok(answer.unwrap_or_else(|| StopResult {
+            accepted: false,
+            message: "the machine has already stopped; this stop request changed nothing".into(),
+            status: None,
+        }))
     }
 
     /// Waits until every container is finished; returns the final status.
