@@ -700,3 +700,10 @@ async fn owners_modes_xattrs_and_links_are_kept() {
         Path::new("/etc/passwd")
     );
 }
+
+/// The agent boxes pulls as `Send` futures; this fails to compile otherwise.
+#[allow(dead_code)]
+fn pull_future_is_send(store: &ImageStore) {
+    fn assert_send<T: Send>(_: T) {}
+    assert_send(store.pull("nginx", &RegistryAuth::Anonymous, &|_| {}));
+}

@@ -179,21 +179,23 @@ impl ImageStore {
         let (image_config, specs) = self.read_config(&name, &config_digest, &layers)?;
 
         let count = specs.len();
-        let downloads = specs
-            .iter()
-            .enumerate()
-            .filter(|(_, spec)| !self.layer_dir(&spec.diff_id).is_dir())
-            .map(|(index, spec)| {
-                let (client, image) = (&client, &image);
-                async move {
-                    let _guard = self.lock(spec.digest.as_str()).await;
-                    if self.has_blob(&spec.digest) || self.layer_dir(&spec.diff_id).is_dir() {
-                        return Ok(());
-                    }
-                    self.download_layer(client, image, index, count, spec, progress)
-                        .await
+        // A plain loop (no closures in the stream's type) keeps the pull
+        // future Send for callers that box it.
+        let mut downloads = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            if self.layer_dir(&spec.diff_id).is_dir() {
+                continue;
+            }
+            let (client, image) = (&client, &image);
+            downloads.push(async move {
+                let _guard = self.lock(spec.digest.as_str()).await;
+                if self.has_blob(&spec.digest) || self.layer_dir(&spec.diff_id).is_dir() {
+                    return Ok(());
                 }
+                self.download_layer(client, image, index, count, spec, progress)
+                    .await
             });
+        }
         futures::stream::iter(downloads)
             .buffer_unordered(PARALLEL_DOWNLOADS)
             .try_collect::<Vec<()>>()
