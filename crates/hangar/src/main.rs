@@ -1,0 +1,70 @@
+//! The `hangar` command: `hangar serve` runs the Machines API and the host agent;
+//! the other subcommands manage what a host holds.
+
+mod backend;
+mod image;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "hangar", version, about = "Self-hosted Fly.io Machines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Machines API and the host agent.
+    ///
+    /// Example: hangar serve --data-dir /var/lib/hangar --listen 127.0.0.1:4280
+    Serve(serve::ServeArgs),
+    /// Manage the host's images.
+    Image {
+        /// Where Hangar keeps its data.
+        #[arg(
+            long,
+            env = "HANGAR_DATA_DIR",
+            default_value = "/var/lib/hangar",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        command: image::ImageCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hangar: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Image { data_dir, command } => image::run(data_dir, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hangar: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
