@@ -527,3 +527,88 @@ async fn sqlite_runs_in_wal_mode() {
     app(&store, "kappa").await;
     assert!(dir.path().join("hangar.db-wal").exists());
 }
+
+/// Runs only as the child of `sigkill_mid_write_keeps_states_and_events_consistent`:
+/// cycles machines through their states until killed (at most 20 s).
+#[tokio::test]
+#[ignore = "child process of sigkill_mid_write_keeps_states_and_events_consistent"]
+async fn crash_writer_child() {
+    let Ok(path) = std::env::var("HANGAR_STORE_CRASH_DB") else {
+        return;
+    };
+    let store = Store::open(&path).unwrap();
+    app(&store, "crash").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (m, _, _) = store
+            .create_machine(new_machine("crash", json!({"image": "x"})))
+            .await
+            .unwrap();
+        ids.push(m.id);
+    }
+    std::fs::write(format!("{path}.ready"), b"1").unwrap();
+    let cycle = [
+        MachineState::Starting,
+        MachineState::Started,
+        MachineState::Stopping,
+        MachineState::Stopped,
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut i = 0usize;
+    while std::time::Instant::now() < deadline {
+        let id = &ids[i % ids.len()];
+        let next = cycle[(i / ids.len()) % cycle.len()];
+        store.transition(to(id, next, "cycle")).await.unwrap();
+        i += 1;
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_write_keeps_states_and_events_consistent() {
+    let (_dir, path) = temp_db();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["crash_writer_child", "--exact", "--ignored", "--nocapture"])
+        .env("HANGAR_STORE_CRASH_DB", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = format!("{}.ready", path.display());
+    let start = std::time::Instant::now();
+    while !std::path::Path::new(&ready).exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "writer never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    child.kill().unwrap(); // SIGKILL, mid-transaction most likely
+    child.wait().unwrap();
+
+    let store = Store::open(&path).unwrap();
+    let machines = store
+        .list_machines(MachineFilter {
+            app: Some("crash".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(machines.len(), 4);
+    let mut total = 0;
+    for m in machines {
+        let events = store.events(&m.id, 100_000).await.unwrap();
+        total += events.len();
+        assert_eq!(
+            events[0].status,
+            m.state.as_str(),
+            "state and last event of {} agree",
+            m.id
+        );
+        assert!(events.windows(2).all(|w| w[0].seq > w[1].seq));
+    }
+    assert!(
+        total > 8,
+        "the writer made progress before it was killed ({total} events)"
+    );
+}
