@@ -17,6 +17,7 @@ mod leases;
 mod lookup;
 mod machines;
 mod metadata;
+mod orgs;
 mod render;
 mod secrets;
 mod state;
@@ -117,6 +118,7 @@ pub fn router(state: ApiState) -> Router {
             "/apps/{app}/volumes/{vol}/snapshots",
             get(volumes::snapshots),
         )
+        .route("/orgs/{org}/machines", get(orgs::machines))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/current", get(tokens::current))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))

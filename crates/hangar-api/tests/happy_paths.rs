@@ -586,3 +586,26 @@ async fn explicit_nulls_are_absent_values() {
         (201, json!("personal"))
     );
 }
+
+#[tokio::test]
+async fn org_machines_span_the_org_apps() {
+    let s = server().await;
+    s.create_app("shop").await;
+    let r = s
+        .post(
+            "/v1/apps",
+            json!({"app_name": "other", "org_slug": "elsewhere"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    s.create_machine("shop", json!({"config": {"image": "a"}}))
+        .await;
+    s.create_machine("other", json!({"config": {"image": "a"}}))
+        .await;
+    let r = s.get("/v1/orgs/personal/machines").await;
+    let ms = r.body["machines"].as_array().unwrap();
+    assert_eq!(ms.len(), 1);
+    assert_eq!(ms[0]["app_name"], "shop");
+    let r = s.get("/v1/orgs/personal/machines?state=stopped").await;
+    assert!(r.body["machines"].as_array().unwrap().is_empty());
+}
