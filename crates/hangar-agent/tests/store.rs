@@ -612,3 +612,55 @@ async fn sigkill_mid_write_keeps_states_and_events_consistent() {
         "the writer made progress before it was killed ({total} events)"
     );
 }
+
+#[tokio::test]
+async fn a_database_from_a_newer_build_is_refused() {
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(version >= 2, "migrations ran up to {version}");
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let err = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn idempotent_app_create_returns_the_first_app() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let new = |name: &str| NewApp {
+        name: name.into(),
+        org_slug: "personal".into(),
+        network: "default".into(),
+    };
+    let (a, created) = store
+        .create_app_idempotent(new("lambda"), "key")
+        .await
+        .unwrap();
+    assert!(created);
+    let (b, created) = store
+        .create_app_idempotent(new("lambda"), "key")
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(a.id, b.id);
+    let err = store
+        .create_app_idempotent(new("mu"), "key")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IdempotencyConflict { .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        store.create_app_idempotent(new("lambda"), "other").await,
+        Err(StoreError::AppExists(_))
+    ));
+}

@@ -20,6 +20,7 @@ struct CreateApp {
     name: Option<String>,
     org_slug: Option<String>,
     network: Option<String>,
+    idempotency_key: Option<String>,
 }
 
 pub async fn create(
@@ -32,20 +33,21 @@ pub async fn create(
         .or(req.name)
         .ok_or_else(|| ApiError::invalid("app_name", "required (or \"name\")"))?;
     AppName::parse(&name).map_err(|e| ApiError::invalid("app_name", e.to_string()))?;
-    let app = state
-        .store
-        .create_app(NewApp {
-            name,
-            org_slug: req
-                .org_slug
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| state.config.org_slug.clone()),
-            network: req
-                .network
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "default".into()),
-        })
-        .await?;
+    let new = NewApp {
+        name,
+        org_slug: req
+            .org_slug
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| state.config.org_slug.clone()),
+        network: req
+            .network
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    };
+    let app = match req.idempotency_key.filter(|k| !k.is_empty()) {
+        Some(key) => state.store.create_app_idempotent(new, &key).await?.0,
+        None => state.store.create_app(new).await?,
+    };
     Ok((StatusCode::CREATED, Json(render::app(&app))))
 }
 

@@ -100,6 +100,10 @@ impl From<StoreError> for ApiError {
             | StoreError::LeaseHeld { .. }
             | StoreError::VolumeAttached { .. }
             | StoreError::AddressTaken(_) => ApiError::Conflict(msg),
+            StoreError::IdempotencyConflict { .. } => ApiError::Invalid(vec![Problem {
+                path: "idempotency_key".into(),
+                message: msg,
+            }]),
             StoreError::InvalidTransition { .. } => ApiError::PreconditionFailed(msg),
             StoreError::PoolExhausted(_) => ApiError::Unavailable(msg),
             StoreError::Open { .. }

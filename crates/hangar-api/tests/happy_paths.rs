@@ -609,3 +609,24 @@ async fn org_machines_span_the_org_apps() {
     let r = s.get("/v1/orgs/personal/machines?state=stopped").await;
     assert!(r.body["machines"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn app_create_retries_with_an_idempotency_key() {
+    let s = server().await;
+    let body = json!({"app_name": "retry", "idempotency_key": "k-1"});
+    let first = s.post("/v1/apps", body.clone()).await;
+    assert_eq!(first.status, 201);
+    let again = s.post("/v1/apps", body).await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    assert_eq!(again.body["id"], first.body["id"]);
+    let other = s
+        .post(
+            "/v1/apps",
+            json!({"app_name": "different", "idempotency_key": "k-1"}),
+        )
+        .await;
+    other.expect_error(422, &["idempotency_key", "already created app \"retry\""]);
+    let plain = s.post("/v1/apps", json!({"app_name": "retry"})).await;
+    plain.expect_error(409, &["already exists"]);
+    assert_eq!(s.get("/v1/apps").await.body["total_apps"], 1);
+}

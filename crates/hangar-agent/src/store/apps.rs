@@ -68,6 +68,75 @@ impl Store {
         .await
     }
 
+    /// Creates an app unless `key` already created one: a retry with the same
+    /// key and the same name gets the first app back (`false`: not created
+    /// now); the same key with another name fails with
+    /// [`StoreError::IdempotencyConflict`].
+    pub async fn create_app_idempotent(
+        &self,
+        app: NewApp,
+        key: &str,
+    ) -> Result<(AppRecord, bool), StoreError> {
+        let key = key.to_owned();
+        let now = self.now_ms();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let earlier: Option<String> = tx
+                .query_row(
+                    "SELECT name FROM apps WHERE idempotency_key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = earlier {
+                if existing != app.name {
+                    return Err(StoreError::IdempotencyConflict {
+                        key,
+                        existing,
+                        asked: app.name,
+                    });
+                }
+                let rec = tx.query_row(
+                    &format!("{SELECT} WHERE a.name = ?1"),
+                    [&existing],
+                    from_row,
+                )?;
+                return Ok((rec, false));
+            }
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM apps WHERE name = ?1",
+                    [&app.name],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if exists {
+                return Err(StoreError::AppExists(app.name));
+            }
+            tx.execute(
+                "INSERT INTO apps (name, id, org_slug, network, created_at, idempotency_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    app.name,
+                    ids::ulid_at(now).to_lowercase(),
+                    app.org_slug,
+                    app.network,
+                    now,
+                    key
+                ],
+            )?;
+            let rec = tx.query_row(
+                &format!("{SELECT} WHERE a.name = ?1"),
+                [&app.name],
+                from_row,
+            )?;
+            tx.commit()?;
+            Ok((rec, true))
+        })
+        .await
+    }
+
     /// The app named `name`.
     pub async fn app(&self, name: &str) -> Result<AppRecord, StoreError> {
         let name = name.to_owned();

@@ -24,6 +24,14 @@ pub enum StoreError {
     AppNotFound(String),
     #[error("app {0:?} already exists")]
     AppExists(String),
+    #[error(
+        "idempotency key {key:?} already created app {existing:?}; a retry must ask for the same name, not {asked:?}"
+    )]
+    IdempotencyConflict {
+        key: String,
+        existing: String,
+        asked: String,
+    },
     #[error("machine {0:?} not found")]
     MachineNotFound(String),
     #[error("a machine named {name:?} already exists in app {app:?}")]

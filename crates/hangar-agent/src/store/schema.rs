@@ -6,7 +6,8 @@ use super::StoreError;
 use rusqlite::Connection;
 
 /// The migrations, in order: entry `i` moves the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -112,7 +113,13 @@ CREATE TABLE ip_allocations (
     allocated_at INTEGER NOT NULL
 );
 CREATE INDEX ips_by_owner ON ip_allocations(owner);
-"#];
+"#,
+    r#"
+ALTER TABLE apps ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX apps_by_idempotency_key ON apps(idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+"#,
+];
 
 /// The schema version this build writes.
 pub fn latest() -> i64 {
