@@ -1,0 +1,393 @@
+//! `hangar serve` end to end over HTTP: a real server process, images pushed
+//! to a real registry and pulled by the server, machines in real namespaces
+//! and cgroups (needs root).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, pushed_image};
+use hangar_test_support::{ImageBuilder, Registry};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const TESTAPP: &str = "/usr/local/bin/testapp";
+
+fn id_of(m: &Value) -> String {
+    m["id"].as_str().expect("machine id").to_owned()
+}
+
+/// The `exit_event` of the newest exit event of a machine.
+async fn last_exit(server: &Server, app: &str, id: &str) -> Value {
+    let events = server.events(app, id).await;
+    let exit = events
+        .iter()
+        .filter(|e| e["type"] == json!("exit"))
+        .max_by_key(|e| e["timestamp"].as_i64().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no exit event in {events:#?}"));
+    exit["request"]["exit_event"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_000_app_and_log_shipper_start_in_dependency_order() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/seed000:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-seed").await;
+    // The first example of seed 000. The app answers 503 on /health for its
+    // first second; the log shipper records what /health said when it began.
+    let m = server
+        .create_machine(
+            "e2e-seed",
+            json!({"config": {"containers": [
+                {"name": "my-app", "image": image, "env": {"PORT": "8080"},
+                 "cmd": [TESTAPP, "serve-http", "8080", "--healthy-after", "1"],
+                 "services": [{"internal_port": 8080, "protocol": "tcp",
+                               "ports": [{"port": 80, "handlers": ["http"]}]}],
+                 "health_checks": [{"type": "http", "port": 8080, "path": "/health",
+                                    "interval": "1s", "timeout": "1s", "grace_period": "0s",
+                                    "success_threshold": 2, "failure_threshold": 3}]},
+                {"name": "log-shipper", "image": image, "env": {"LOG_LEVEL": "info"},
+                 "cmd": ["/bin/sh", "-c",
+                         "wget -q -O /tmp/health http://127.0.0.1:8080/health; echo $? > /tmp/wget-status; exec /usr/local/bin/testapp sleep 600"],
+                 "depends_on": [{"container": "my-app", "condition": "healthy"}]}
+            ]}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-seed", &id, "started", 30).await;
+    assert_eq!(server.state("e2e-seed", &id).await, "started");
+    assert!(!server.machine_pids(&id).is_empty(), "pilot runs for {id}");
+
+    // The log shipper began only once the app was healthy: its first request
+    // to /health succeeded and got `ok`.
+    let status = server
+        .exec_ok(
+            "e2e-seed",
+            &id,
+            Some("log-shipper"),
+            &["cat", "/tmp/wget-status"],
+        )
+        .await;
+    assert_eq!(status.trim(), "0", "wget of /health from the log shipper");
+    let health = server
+        .exec_ok(
+            "e2e-seed",
+            &id,
+            Some("log-shipper"),
+            &["cat", "/tmp/health"],
+        )
+        .await;
+    assert_eq!(health.trim(), "ok");
+
+    // Both containers run: the app serves, and both processes are listed.
+    let body = server
+        .exec_ok(
+            "e2e-seed",
+            &id,
+            Some("my-app"),
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/?env=PORT"],
+        )
+        .await;
+    assert!(body.contains("PORT=8080"), "{body}");
+    let (s, procs) = server
+        .get(&format!("/apps/e2e-seed/machines/{id}/ps"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{procs}");
+    let commands: Vec<String> = procs
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["command"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        commands.iter().any(|c| c.contains("serve-http")),
+        "app process in {commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("sleep")),
+        "log shipper process in {commands:?}"
+    );
+    let kinds: Vec<Value> = server
+        .events("e2e-seed", &id)
+        .await
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert!(kinds.contains(&json!("launch")), "{kinds:?}");
+    assert!(kinds.contains(&json!("start")), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_and_an_image_update() {
+    let registry = Registry::start().unwrap();
+    let v1 = pushed_image(&registry, "e2e/vol:1").await;
+    let v2_image = ImageBuilder::new()
+        .file("/etc/app-version", "two\n", 0o644)
+        .build();
+    registry.push(&v2_image, "e2e/vol:2").await.unwrap();
+    let v2 = registry.reference("e2e/vol:2");
+    let server = Server::start().await;
+    server.create_app("e2e-vol").await;
+
+    let (s, vol) = server
+        .post(
+            "/apps/e2e-vol/volumes",
+            json!({"name": "data", "size_gb": 1, "region": "local"}),
+        )
+        .await;
+    assert!(s.is_success(), "create volume: {s} {vol}");
+    let vol_id = vol["id"].as_str().expect("volume id").to_owned();
+    let mounts = json!([{"volume": vol_id, "path": "/data"}]);
+
+    let m = server
+        .create_machine(
+            "e2e-vol",
+            json!({"config": {"image": v1, "mounts": mounts, "guest": {"cpus": 1, "memory_mb": 256}}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-vol", &id, "started", 30).await;
+    server
+        .exec_ok(
+            "e2e-vol",
+            &id,
+            None,
+            &[
+                "sh",
+                "-c",
+                "echo kept > /data/keep && echo scratch > /tmp/scratch",
+            ],
+        )
+        .await;
+
+    let (s, b) = server
+        .post(&format!("/apps/e2e-vol/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "stop: {b}");
+    server.wait_ok("e2e-vol", &id, "stopped", 30).await;
+    assert!(server.machine_pids(&id).is_empty(), "no pilot after stop");
+    assert!(server.cgroup_dirs(&id).is_empty(), "no cgroup after stop");
+
+    let (s, b) = server
+        .post(&format!("/apps/e2e-vol/machines/{id}/start"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "start: {b}");
+    server.wait_ok("e2e-vol", &id, "started", 30).await;
+    let out = server
+        .exec_ok(
+            "e2e-vol",
+            &id,
+            None,
+            &[
+                "sh",
+                "-c",
+                "test ! -e /tmp/scratch && echo blank; cat /data/keep",
+            ],
+        )
+        .await;
+    assert_eq!(
+        out, "blank\nkept\n",
+        "rootfs blank, volume kept after stop/start"
+    );
+
+    // An update to another image: a new version, the volume still there.
+    let (s, updated) = server
+        .post(
+            &format!("/apps/e2e-vol/machines/{id}"),
+            json!({"config": {"image": v2, "mounts": mounts, "guest": {"cpus": 1, "memory_mb": 256}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "update: {updated}");
+    assert_ne!(updated["instance_id"], m["instance_id"], "a new version");
+    server.wait_ok("e2e-vol", &id, "started", 30).await;
+    let out = server
+        .exec_ok(
+            "e2e-vol",
+            &id,
+            None,
+            &["sh", "-c", "cat /etc/app-version /data/keep"],
+        )
+        .await;
+    assert_eq!(out, "two\nkept\n", "new image, same volume");
+    let (s, versions) = server
+        .get(&format!("/apps/e2e-vol/machines/{id}/versions"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{versions}");
+    assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leases_refuse_other_callers_until_released() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/lease:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-lease").await;
+    let m = server
+        .create_machine("e2e-lease", json!({"config": {"image": image}}))
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-lease", &id, "started", 30).await;
+    let base = format!("/apps/e2e-lease/machines/{id}");
+
+    let (s, lease) = server
+        .post(
+            &format!("{base}/lease"),
+            json!({"ttl": 60, "description": "deploy"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{lease}");
+    let nonce = lease["nonce"].as_str().expect("nonce").to_owned();
+    let (s, got) = server.get(&format!("{base}/lease")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["description"], json!("deploy"));
+
+    // Someone else: a second lease, and changes without or with a wrong nonce.
+    let (s, b) = server
+        .post(&format!("{base}/lease"), json!({"ttl": 60}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "second lease: {b}");
+    let (s, b) = server.post(&format!("{base}/stop"), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "stop without nonce: {b}");
+    assert!(b["error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
+    let (s, b) = server
+        .call(
+            Method::POST,
+            &format!("{base}/stop"),
+            Some(json!({})),
+            &[("fly-machine-lease-nonce", "not-the-nonce")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "stop with a wrong nonce: {b}");
+    assert_eq!(server.state("e2e-lease", &id).await, "started");
+
+    // The holder may.
+    let (s, b) = server
+        .call(
+            Method::POST,
+            &format!("{base}/stop"),
+            Some(json!({})),
+            &[("fly-machine-lease-nonce", &nonce)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "stop with the nonce: {b}");
+    server.wait_ok("e2e-lease", &id, "stopped", 30).await;
+
+    let (s, b) = server
+        .call(
+            Method::DELETE,
+            &format!("{base}/lease"),
+            None,
+            &[("fly-machine-lease-nonce", &nonce)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "release: {b}");
+    let (s, _) = server.get(&format!("{base}/lease")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no lease after release");
+    let (s, b) = server.post(&format!("{base}/start"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "start after release: {b}");
+    server.wait_ok("e2e-lease", &id, "started", 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_times_out_with_408_and_sees_stopped_and_destroyed() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/wait:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-wait").await;
+    let m = server
+        .create_machine("e2e-wait", json!({"config": {"image": image}}))
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-wait", &id, "started", 30).await;
+
+    let started = std::time::Instant::now();
+    let (s, b) = server.wait("e2e-wait", &id, "stopped", 1).await;
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{b}");
+    assert!(b["error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited the timeout"
+    );
+
+    // A waiter started before the stop sees it.
+    let waiter = {
+        let url = server.url(&format!(
+            "/apps/e2e-wait/machines/{id}/wait?state=stopped&timeout=30"
+        ));
+        let client = server.client.clone();
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(common::TOKEN)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, b) = server
+        .post(&format!("/apps/e2e-wait/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(waiter.await.unwrap().unwrap(), StatusCode::OK);
+    assert_eq!(server.state("e2e-wait", &id).await, "stopped");
+
+    let (s, b) = server
+        .delete(&format!("/apps/e2e-wait/machines/{id}"))
+        .await;
+    assert!(s.is_success(), "destroy a stopped machine: {s} {b}");
+    let (s, b) = server.wait("e2e-wait", &id, "destroyed", 30).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(server.cgroup_dirs(&id).is_empty());
+    assert!(
+        !std::path::Path::new("/run/netns")
+            .join(format!("hangar-{id}"))
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_that_exits_under_restart_policy_no_leaves_the_machine_stopped() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/exit:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-exit").await;
+    let m = server
+        .create_machine(
+            "e2e-exit",
+            json!({"config": {"image": image, "restart": {"policy": "no"},
+                              "init": {"cmd": [TESTAPP, "exit", "3"]}}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-exit", &id, "stopped", 30).await;
+    let exit = last_exit(&server, "e2e-exit", &id).await;
+    assert_eq!(exit["exit_code"], json!(3), "{exit}");
+    assert_eq!(exit["requested_stop"], json!(false), "{exit}");
+    assert_eq!(exit["oom_killed"], json!(false), "{exit}");
+    assert!(server.machine_pids(&id).is_empty());
+    assert!(server.cgroup_dirs(&id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_machine_over_its_memory_is_oom_killed_and_the_exit_event_says_so() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/oom:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-oom").await;
+    let m = server
+        .create_machine(
+            "e2e-oom",
+            json!({"config": {"image": image, "restart": {"policy": "no"},
+                              "guest": {"cpus": 1, "memory_mb": 256},
+                              "init": {"cmd": [TESTAPP, "alloc", "1024"]}}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-oom", &id, "stopped", 60).await;
+    let exit = last_exit(&server, "e2e-oom", &id).await;
+    assert_eq!(exit["oom_killed"], json!(true), "{exit}");
+    assert_eq!(exit["requested_stop"], json!(false), "{exit}");
+}
