@@ -53,7 +53,7 @@ pub fn parse_machine_config_document(json: &str) -> Result<MachineConfig, ParseE
     // Second pass: typed, over the text, so errors keep their line and column.
     if map.contains_key("config") {
         if !map["config"].is_object() {
-            let (line, column) = position_of_key(json, "config");
+            let (line, column) = position_of_key(json, "config", 1);
             return Err(ParseError {
                 path: "config".into(),
                 message: format!("expected an object, found {}", kind_of(&map["config"])),
@@ -61,7 +61,19 @@ pub fn parse_machine_config_document(json: &str) -> Result<MachineConfig, ParseE
                 column,
             });
         }
-        typed::<Wrapped>(json, "").map(|w| w.config)
+        let config = typed::<Wrapped>(json, "").map(|w| w.config)?;
+        if config.extra.contains_key("config") {
+            // Echoed, `{"config": {"config": ...}}` would read back as a
+            // different document; a config inside a config is refused.
+            let (line, column) = position_of_key(json, "config", 2);
+            return Err(ParseError {
+                path: "config.config".into(),
+                message: "a machine config cannot contain another \"config\"".into(),
+                line,
+                column,
+            });
+        }
+        Ok(config)
     } else {
         typed::<MachineConfig>(json, "config")
     }
@@ -133,10 +145,10 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Line and column (1-based) of the first `"key"` in the text; (1, 1) if absent.
-fn position_of_key(json: &str, key: &str) -> (usize, usize) {
+/// Line and column (1-based) of the `nth` `"key"` in the text; (1, 1) if absent.
+fn position_of_key(json: &str, key: &str, nth: usize) -> (usize, usize) {
     let needle = format!("\"{key}\"");
-    let Some(offset) = json.find(&needle) else {
+    let Some((offset, _)) = json.match_indices(&needle).nth(nth.saturating_sub(1)) else {
         return (1, 1);
     };
     let before = &json[..offset];

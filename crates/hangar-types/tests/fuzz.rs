@@ -252,3 +252,14 @@ fn fuzz_for_a_while() {
         WITH_CONTAINERS.load(Ordering::Relaxed)
     );
 }
+
+/// Inputs the long run once found unstable.
+#[test]
+fn past_findings_stay_fixed() {
+    for text in [
+        r#"{"config": {"config": null}}"#,
+        r#"{"config": {"config": {"image": "x"}}}"#,
+    ] {
+        check_stable(text).unwrap();
+    }
+}

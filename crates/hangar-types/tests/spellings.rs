@@ -290,6 +290,16 @@ fn parse_errors_name_the_path_and_position() {
     let e = parse_machine_config_document("{\"image\": \"x\",\n  oops}").unwrap_err();
     assert_eq!((e.path.as_str(), e.line), ("config", 2));
 
+    // A config inside a config would echo back as a different document.
+    let e = parse_machine_config_document("{\"config\": {\"image\": \"x\",\n \"config\": {}}}")
+        .unwrap_err();
+    assert_eq!(e.path, "config.config");
+    assert_eq!(
+        e.message,
+        r#"a machine config cannot contain another "config""#
+    );
+    assert_eq!((e.line, e.column), (2, 2));
+
     let e = parse_machine_config_document(r#"{"config": "nope"}"#).unwrap_err();
     assert_eq!(e.path, "config");
     assert_eq!(e.message, "expected an object, found a string");
