@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -38,7 +38,7 @@ pub(crate) struct Actor {
     /// Set once a stop was requested: (overrides, reason).
     stopping: Option<(Option<i32>, Option<Duration>)>,
     running_announced: bool,
-    exit_waiters: Vec<oneshot::Sender<MachineStatus>>,
+    final_status: watch::Sender<Option<MachineStatus>>,
     /// Timers (stop timeouts, restart backoffs): aborted at the end.
     background: Vec<JoinHandle<()>>,
     /// Runtime cleanups: awaited at the end.
@@ -53,6 +53,7 @@ impl Actor {
         tx: mpsc::UnboundedSender<Msg>,
         logs: Arc<LogJournal>,
         events: Arc<Journal<Event>>,
+        final_status: watch::Sender<Option<MachineStatus>>,
     ) -> Self {
         Actor {
             machine_id: plan.machine_id,
@@ -63,7 +64,7 @@ impl Actor {
             events,
             stopping: None,
             running_announced: false,
-            exit_waiters: Vec::new(),
+            final_status,
             background: Vec::new(),
             cleanups: Vec::new(),
             captures: Vec::new(),
@@ -147,7 +148,6 @@ impl Actor {
             } => {
                 let _ = reply.send(self.request_stop(signal, timeout, &reason));
             }
-            Command::WaitExited(reply) => self.exit_waiters.push(reply),
         }
     }
 
@@ -780,9 +780,7 @@ impl Actor {
         }
         self.emit(None, EventKind::MachineExited { exit_code: code });
         let status = self.status(Some(code));
-        for w in self.exit_waiters.drain(..) {
-            let _ = w.send(status.clone());
-        }
+        let _ = self.final_status.send(Some(status.clone()));
         self.events.close();
         self.logs.close();
         status

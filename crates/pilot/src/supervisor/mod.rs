@@ -14,7 +14,7 @@ mod slot;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::protocol::{ApiError, ErrorCode, SignalResult, StopResult};
 use crate::health::{ExecTarget, ProbeReport};
@@ -76,7 +76,6 @@ pub(crate) enum Command {
         reason: String,
         reply: oneshot::Sender<StopResult>,
     },
-    WaitExited(oneshot::Sender<MachineStatus>),
 }
 
 /// A cheap, cloneable handle on the running supervisor.
@@ -86,6 +85,8 @@ pub struct Handle {
     pub logs: Arc<LogJournal>,
     pub events: Arc<Journal<Event>>,
     pub runtime: Arc<dyn Runtime>,
+    /// Set once, with the final status, when every container is finished.
+    final_status: watch::Receiver<Option<MachineStatus>>,
 }
 
 fn gone() -> ApiError {
@@ -150,7 +151,9 @@ impl Handle {
 
     /// Waits until every container is finished; returns the final status.
     pub async fn wait_exited(&self) -> Result<MachineStatus, ApiError> {
-        self.ask(Command::WaitExited).await.ok_or_else(gone)
+        let mut rx = self.final_status.clone();
+        let done = rx.wait_for(|s| s.is_some()).await.map_err(|_| gone())?;
+        done.clone().ok_or_else(gone)
     }
 }
 
@@ -163,7 +166,9 @@ pub fn spawn(
     // The reaper must be listening before the first child exists.
     let _ = crate::reaper::reaper();
     let (tx, rx) = mpsc::unbounded_channel();
+    let (final_tx, final_rx) = watch::channel(None);
     let handle = Handle {
+        final_status: final_rx,
         tx: tx.clone(),
         logs: Arc::new(Journal::new(plan.log_buffer_lines)),
         events: Arc::new(Journal::new(EVENT_BUFFER)),
@@ -175,6 +180,7 @@ pub fn spawn(
         tx,
         handle.logs.clone(),
         handle.events.clone(),
+        final_tx,
     );
     let task = tokio::spawn(actor.run(rx));
     (handle, task)
