@@ -6,6 +6,7 @@
 # keep running and are re-attached at the next start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+trap 'echo "demo: failed at line $LINENO" >&2' ERR
 
 scripts/install-deps.sh
 echo "== building (release)" >&2
@@ -53,7 +54,7 @@ machine=$(curl -sf "${auth[@]}" -X POST "$api/apps/demo/machines" -d '{
 id=$(sed -E 's/.*"id":"([0-9a-f]+)".*/\1/' <<<"$machine" | head -c 14)
 ipv6=$(sed -E 's/.*"private_ip":"([^"]+)".*/\1/' <<<"$machine")
 ipv4=$(curl -sf "${auth[@]}" -X POST "$api/apps/demo/machines/$id/exec" \
-  -d '{"command":["sh","-c","ip -4 -o addr show eth0 | sed -E \"s/.* inet ([0-9.]+).*/\\1/\""]}' \
+  -d '{"container":"web","command":["sh","-c","ip -4 -o addr show eth0 | sed -E \"s/.* inet ([0-9.]+).*/\\1/\""]}' \
   | sed -E 's/.*"stdout":"([0-9.]+).*/\1/')
 
 cat <<INFO

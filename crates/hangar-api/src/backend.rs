@@ -5,7 +5,7 @@
 //! the store's `transition`, so `wait` and `events` see it.
 
 use async_trait::async_trait;
-use hangar_agent::store::{MachineRecord, OperationId, StoreError, VolumeRecord};
+use hangar_agent::store::{MachineRecord, OperationId, VolumeRecord};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -82,27 +82,10 @@ pub struct ProcessStat {
     pub listen_sockets: Vec<ListenSocket>,
 }
 
-/// Why the backend could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// The machine is not in a state that allows the operation.
-    #[error("{0}")]
-    InvalidState(String),
-    /// The request cannot be carried out as given (e.g. an image that does not exist).
-    #[error("{0}")]
-    Invalid(String),
-    /// The host cannot do it now (no capacity, a registry is unreachable).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The operation did not finish in time.
-    #[error("{0}")]
-    Timeout(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Anything else; logged, reported as 500.
-    #[error("{0}")]
-    Internal(String),
-}
+/// Why the backend could not do what was asked: the agent's own error, so the
+/// agent needs no translation layer (`InvalidState`, `Invalid`, `Unavailable`,
+/// `Timeout`, `Store`, `Internal`).
+pub use hangar_agent::machine::AgentError as BackendError;
 
 /// What the host agent does for machine calls.
 #[async_trait]

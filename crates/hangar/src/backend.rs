@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hangar_agent::machine::{Agent, AgentError};
+use hangar_agent::machine::Agent;
 use hangar_agent::store::{MachineRecord, OperationId, VolumeRecord};
 use hangar_api::{
     BackendError, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions, MachineBackend,
@@ -20,17 +20,6 @@ impl AgentBackend {
     }
 }
 
-fn to_backend(e: AgentError) -> BackendError {
-    match e {
-        AgentError::InvalidState(m) => BackendError::InvalidState(m),
-        AgentError::Invalid(m) => BackendError::Invalid(m),
-        AgentError::Unavailable(m) => BackendError::Unavailable(m),
-        AgentError::Timeout(m) => BackendError::Timeout(m),
-        AgentError::Store(e) => BackendError::Store(e),
-        AgentError::Internal(m) => BackendError::Internal(m),
-    }
-}
-
 #[async_trait]
 impl MachineBackend for AgentBackend {
     async fn create(
@@ -39,10 +28,7 @@ impl MachineBackend for AgentBackend {
         op: OperationId,
         opts: &LaunchOptions,
     ) -> Result<(), BackendError> {
-        self.0
-            .create(machine, op, opts.skip_launch)
-            .await
-            .map_err(to_backend)
+        self.0.create(machine, op, opts.skip_launch).await
     }
 
     async fn update(
@@ -51,21 +37,15 @@ impl MachineBackend for AgentBackend {
         op: OperationId,
         opts: &LaunchOptions,
     ) -> Result<(), BackendError> {
-        self.0
-            .update(machine, op, opts.skip_launch)
-            .await
-            .map_err(to_backend)
+        self.0.update(machine, op, opts.skip_launch).await
     }
 
     async fn start(&self, machine: &MachineRecord) -> Result<(), BackendError> {
-        self.0.start(&machine.id).await.map_err(to_backend)
+        self.0.start(&machine.id).await
     }
 
     async fn stop(&self, machine: &MachineRecord, opts: &StopOptions) -> Result<(), BackendError> {
-        self.0
-            .stop(&machine.id, opts.signal, opts.timeout)
-            .await
-            .map_err(to_backend)
+        self.0.stop(&machine.id, opts.signal, opts.timeout).await
     }
 
     async fn restart(
@@ -73,14 +53,11 @@ impl MachineBackend for AgentBackend {
         machine: &MachineRecord,
         opts: &StopOptions,
     ) -> Result<(), BackendError> {
-        self.0
-            .restart(&machine.id, opts.signal, opts.timeout)
-            .await
-            .map_err(to_backend)
+        self.0.restart(&machine.id, opts.signal, opts.timeout).await
     }
 
     async fn signal(&self, machine: &MachineRecord, signal: i32) -> Result<(), BackendError> {
-        self.0.signal(&machine.id, signal).await.map_err(to_backend)
+        self.0.signal(&machine.id, signal).await
     }
 
     async fn destroy(
@@ -88,10 +65,7 @@ impl MachineBackend for AgentBackend {
         machine: &MachineRecord,
         opts: &DestroyOptions,
     ) -> Result<(), BackendError> {
-        self.0
-            .destroy(&machine.id, opts.force)
-            .await
-            .map_err(to_backend)
+        self.0.destroy(&machine.id, opts.force).await
     }
 
     async fn exec(
@@ -108,8 +82,7 @@ impl MachineBackend for AgentBackend {
                 req.stdin.as_deref(),
                 req.timeout,
             )
-            .await
-            .map_err(to_backend)?;
+            .await?;
         Ok(ExecResponse {
             exit_code: out
                 .exit_code
@@ -121,7 +94,7 @@ impl MachineBackend for AgentBackend {
     }
 
     async fn ps(&self, machine: &MachineRecord) -> Result<Vec<ProcessStat>, BackendError> {
-        let list = self.0.ps(&machine.id).await.map_err(to_backend)?;
+        let list = self.0.ps(&machine.id).await?;
         Ok(list
             .into_iter()
             .map(|p| ProcessStat {

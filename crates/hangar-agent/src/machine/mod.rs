@@ -41,6 +41,7 @@ use crate::store::{MachineRecord, MachineState, NewEvent, OperationId, Store, Tr
 use crate::volume::VolumeManager;
 
 pub use errors::AgentError;
+pub use monitor::rfc3339;
 pub use paths::MachinePaths;
 pub use ps::ProcessInfo;
 

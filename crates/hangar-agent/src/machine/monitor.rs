@@ -16,7 +16,7 @@ fn read_status(paths: &MachinePaths) -> Option<MachineStatus> {
 /// first that failed, else the last that exited. Without a status file (pilot was
 /// killed) the exit is recorded as a SIGKILL.
 pub fn read_exit(paths: &MachinePaths, requested_stop: bool) -> ExitInfo {
-    let now = time_rfc3339(std::time::SystemTime::now());
+    let now = now_rfc3339();
     let Some(status) = read_status(paths) else {
         return ExitInfo {
             exit_code: None,
@@ -64,12 +64,9 @@ pub fn read_exit_reason(paths: &MachinePaths) -> Option<String> {
         .find_map(|c| c.reason.clone().map(|r| format!("{}: {r}", c.name)))
 }
 
-/// RFC 3339 UTC timestamp with seconds precision.
-pub fn time_rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+/// RFC 3339 UTC time (`2024-05-01T12:00:00Z`) of milliseconds since the epoch.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -85,16 +82,20 @@ pub fn time_rfc3339(t: std::time::SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    rfc3339(ms)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn rfc3339_dates() {
-        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        assert_eq!(super::time_rfc3339(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(super::time_rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            super::time_rfc3339(at(1_795_000_000)),
-            "2026-11-18T11:06:40Z"
-        );
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400_999), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40Z");
     }
 }
