@@ -188,23 +188,28 @@ impl Drop for RuncBundle {
 struct BridgeGuard {
     bridge: String,
     subnet: String,
-    data: Option<PathBuf>,
+    /// The network as the server set it up (read while its data dir exists).
+    net: Option<hangar_agent::network::NetworkConfig>,
+}
+
+impl BridgeGuard {
+    /// Reads the server's IPv6 prefix from its data dir.
+    fn set_up_by(&mut self, data: &std::path::Path) {
+        use hangar_agent::network::{Ipv6Prefix, NetworkConfig};
+        let prefix = Ipv6Prefix::load_or_generate(&data.join("ipv6-prefix"))
+            .expect("the server's IPv6 prefix");
+        let mut net = NetworkConfig::new(prefix);
+        net.bridge = self.bridge.clone();
+        net.ipv4_subnet = self.subnet.parse().expect("bench subnet");
+        net.nat = false;
+        self.net = Some(net);
+    }
 }
 
 impl Drop for BridgeGuard {
     fn drop(&mut self) {
-        use hangar_agent::network::{HostNetwork, Ipv6Prefix, NetworkConfig};
-        let Some(data) = &self.data else { return };
-        let Ok(prefix) = Ipv6Prefix::load_or_generate(&data.join("ipv6-prefix")) else {
-            return;
-        };
-        let mut net = NetworkConfig::new(prefix);
-        net.bridge = self.bridge.clone();
-        if let Ok(s) = self.subnet.parse() {
-            net.ipv4_subnet = s;
-        }
-        net.nat = false;
-        if let Err(e) = HostNetwork::teardown(&net) {
+        let Some(net) = &self.net else { return };
+        if let Err(e) = hangar_agent::network::HostNetwork::teardown(net) {
             eprintln!("bench: removing bridge {}: {e}", self.bridge);
         }
     }
@@ -217,7 +222,7 @@ async fn serve_benchmarks() {
     let mut guard = BridgeGuard {
         bridge: format!("bnch{}", pid % 100_000),
         subnet: format!("10.247.{}.0/24", pid % 250),
-        data: None,
+        net: None,
     };
     let registry = Registry::start().unwrap();
     let image = ImageBuilder::new().build();
@@ -233,7 +238,7 @@ async fn serve_benchmarks() {
         "--no-nat",
     ])
     .await;
-    guard.data = Some(server.data.clone());
+    guard.set_up_by(&server.data);
     let server_pid = server.pid().expect("server runs");
     server.create_app(APP).await;
     let config = json!({"config": {"image": reference, "guest": {"cpus": 1, "memory_mb": 128}}});
@@ -456,6 +461,14 @@ async fn serve_benchmarks() {
         } else {
             "not met"
         },
+    );
+    let _ = writeln!(
+        report,
+        "\nNotes: the machine is shared (other builds may run during a run), so figures vary between \
+         runs. `started` is reported once pilot has started the container's process, so the HTTP port \
+         usually answers at the same moment; the two start rows come from separate passes over the \
+         same machines. The `runc run` floor covers creating and tearing down a container whose \
+         process exits at once (no image pull, no API, no store)."
     );
     print!("{report}");
     let path = workspace_root().join("bench/results/serve.md");
