@@ -366,3 +366,55 @@ async fn a_machine_whose_process_exits_stops_and_auto_destroy_removes_it() {
     let exit = evs.iter().find(|e| e.kind == "exit").expect("exit event");
     assert_eq!(exit.request["exit_event"]["exit_code"], json!(3));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_interrupted_by_an_agent_restart_is_rolled_back_and_can_start() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "lifecycle/interrupted:1").await;
+    let mut host = Host::new().await;
+    host.store
+        .create_app(NewApp {
+            name: "lc-interrupted".into(),
+            org_slug: "personal".into(),
+            network: "default".into(),
+        })
+        .await
+        .unwrap();
+    // The API recorded the machine and its create operation, then the agent died
+    // before carrying it out.
+    let (rec, _op, _) = host
+        .store
+        .create_machine(NewMachine {
+            app: "lc-interrupted".into(),
+            region: "local".into(),
+            config: json!({"image": image}),
+            source: "user".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    host.reopen().await;
+    let m = host.store.machine(&rec.id).await.unwrap();
+    assert_eq!(m.state, MachineState::Failed);
+    let evs = host.store.events(&rec.id, 100).await.unwrap();
+    let failed = evs
+        .iter()
+        .find(|e| e.kind == "launch_failed")
+        .expect("launch_failed event");
+    assert!(
+        failed.request["error"]
+            .as_str()
+            .unwrap()
+            .contains("start it to retry"),
+        "{:?}",
+        failed.request
+    );
+    assert!(host.store.unfinished_operations().await.unwrap().is_empty());
+    host.agent.start(&rec.id).await.unwrap();
+    assert_eq!(
+        host.store.machine(&rec.id).await.unwrap().state,
+        MachineState::Started
+    );
+    exec_ok(&host.agent, &rec.id, None, &["true"]).await;
+    host.agent.destroy(&rec.id, true).await.unwrap();
+}

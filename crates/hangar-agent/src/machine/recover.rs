@@ -81,9 +81,33 @@ impl Agent {
         }
 
         for op in self.0.store.unfinished_operations().await? {
-            // The steps of create and update are idempotent and re-run by the next
-            // start, so an interrupted one is closed; its machine keeps the state
-            // its last persisted transition gave it.
+            // A create cut off before its machine started is rolled back: what it
+            // assembled is removed and the machine is `failed` with the reason, so
+            // a client sees it and can start it again. Other operations' steps are
+            // idempotent and re-run by the next start; their machine keeps the
+            // state its last persisted transition gave it.
+            let interrupted_create = match (&op.kind[..], &op.machine_id) {
+                ("create", Some(id)) => self
+                    .0
+                    .store
+                    .machine(id)
+                    .await
+                    .ok()
+                    .filter(|m| m.state == MachineState::Created),
+                _ => None,
+            };
+            if let Some(m) = interrupted_create {
+                self.teardown_network(&m.id).await;
+                self.transition(
+                    &m.id,
+                    MachineState::Failed,
+                    NewEvent::agent("launch_failed").with_request(json!({
+                        "error": "the agent restarted before this machine was started; start it to retry"
+                    })),
+                )
+                .await?;
+                known.insert(m.id.clone());
+            }
             self.0
                 .store
                 .finish_operation(op.id, "interrupted by an agent restart")
