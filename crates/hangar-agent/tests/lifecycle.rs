@@ -6,28 +6,8 @@ use std::time::Duration;
 
 use hangar_agent::machine::{Agent, AgentConfig};
 use hangar_agent::store::{MachineRecord, MachineState, NewApp, NewMachine, Store};
-use hangar_test_support::{ImageBuilder, Registry, workspace_root};
+use hangar_test_support::{ImageBuilder, Registry, pilot_binary};
 use serde_json::{Value, json};
-
-/// The pilot binary of this workspace, built on first use.
-fn pilot_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .current_dir(workspace_root())
-                .args(["build", "-q", "-p", "pilot", "--bin", "pilot"])
-                .status()
-                .expect("running cargo build for pilot");
-            assert!(status.success(), "building pilot failed");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("target"));
-            target.join("debug").join("pilot")
-        })
-        .clone()
-}
 
 struct Host {
     _tmp: tempfile::TempDir,

@@ -6,6 +6,7 @@
 //!   testapp, an image config, a manifest), written as an OCI image layout
 //!   directory or a `docker save` tarball; [`unpacked_layers`] unpacks an image's
 //!   layers into directories usable as overlayfs lower dirs.
+//! - [`pilot_binary`]: the pilot binary (`HANGAR_PILOT`, or built by cargo).
 //! - [`Registry`]: Debian's `docker-registry` on loopback, anonymous or with
 //!   basic auth, or with token (Bearer) auth and its token server, that
 //!   images can be pushed to.
@@ -15,6 +16,7 @@
 mod error;
 mod image;
 mod layer;
+mod pilot;
 mod registry;
 mod testapp;
 mod token;
@@ -26,6 +28,7 @@ pub use image::{
     MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
 };
 pub use layer::Layer;
+pub use pilot::pilot_binary;
 pub use registry::Registry;
 pub use testapp::{testapp_binary, workspace_root};
 pub use unpack::unpacked_layers;

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use hangar_test_support::{ImageBuilder, Registry, workspace_root};
+use hangar_test_support::{ImageBuilder, Registry};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,32 +25,7 @@ const HIERARCHIES: &[&str] = &[
     "unified",
 ];
 
-/// The pilot binary of this workspace, built on first use.
-pub fn pilot_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut args = vec!["build", "-q", "-p", "pilot", "--bin", "pilot"];
-            let profile = if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                args.push("--release");
-                "release"
-            };
-            let status = Command::new(cargo)
-                .current_dir(workspace_root())
-                .args(&args)
-                .status()
-                .expect("running cargo build for pilot");
-            assert!(status.success(), "building pilot failed");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("target"));
-            target.join(profile).join("pilot")
-        })
-        .clone()
-}
+pub use hangar_test_support::pilot_binary;
 
 /// Pushes the default test image (busybox + testapp, `serve-http 8080`) under
 /// `tag` and returns its full reference.
