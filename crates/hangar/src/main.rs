@@ -36,6 +36,12 @@ enum Command {
         #[command(subcommand)]
         command: image::ImageCommand,
     },
+    /// Run the proxy on its own, in front of a Machines API.
+    ///
+    /// `hangar serve` runs the same proxy inside it.
+    Proxy(hangar_proxy::ProxyArgs),
+    #[command(flatten)]
+    Client(hangar_cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -56,12 +62,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Image { data_dir, command } => image::run(data_dir, command).await,
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Image { data_dir, command } => image::run(data_dir, command)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Proxy(args) => hangar_proxy::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Client(command) => hangar_cli::run(command).await,
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("hangar: {e:#}");
             ExitCode::FAILURE
