@@ -54,6 +54,8 @@ pub struct Server {
     pub client: reqwest::Client,
     /// Networking arguments of `hangar serve`.
     network: Vec<String>,
+    /// The test's own bridge (with [`Server::start_bridged`]), removed on drop.
+    bridge: Option<hangar_agent::network::NetworkConfig>,
 }
 
 impl Server {
@@ -80,8 +82,41 @@ impl Server {
                 .unwrap(),
             tmp,
             network: network.iter().map(|s| s.to_string()).collect(),
+            bridge: None,
         };
         server.spawn().await;
+        server
+    }
+
+    /// Starts `hangar serve` with bridge networking on a bridge and an IPv4
+    /// subnet of its own (no NAT): machines get addresses the host reaches
+    /// (`private_ip`, IPv6, and IPv4). The bridge and its firewall rules are
+    /// removed when the server is dropped.
+    pub async fn start_bridged() -> Server {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        // Interface names: at most 15 bytes, and not Hangar's default prefixes.
+        let bridge = format!("tbr{}x{n}", pid % 1_000_000);
+        let subnet = format!("10.246.{}.0/24", (pid as u64 * 7 + n as u64) % 250);
+        let mut server = Self::start_with(&[
+            "--network",
+            "bridge",
+            "--bridge",
+            &bridge,
+            "--ipv4-subnet",
+            &subnet,
+            "--no-nat",
+        ])
+        .await;
+        let prefix =
+            hangar_agent::network::Ipv6Prefix::load_or_generate(&server.data.join("ipv6-prefix"))
+                .expect("the server's IPv6 prefix");
+        let mut net = hangar_agent::network::NetworkConfig::new(prefix);
+        net.bridge = bridge;
+        net.ipv4_subnet = subnet.parse().expect("test subnet");
+        net.nat = false;
+        server.bridge = Some(net);
         server
     }
 
@@ -447,6 +482,11 @@ impl Drop for Server {
             if root.exists() {
                 kill_tree(&root);
             }
+        }
+        if let Some(net) = self.bridge.take()
+            && let Err(e) = hangar_agent::network::HostNetwork::teardown(&net)
+        {
+            eprintln!("test server: removing bridge {}: {e}", net.bridge);
         }
     }
 }
