@@ -10,6 +10,7 @@ packages=(
   docker-registry              # a real OCI registry on loopback for pull tests
   runc                         # reference runtime in benchmarks
   hyperfine wrk                # benchmark drivers
+  nginx haproxy                # reverse proxies the proxy benchmark compares with
 )
 
 missing=()
