@@ -391,3 +391,123 @@ async fn a_machine_over_its_memory_is_oom_killed_and_the_exit_event_says_so() {
     assert_eq!(exit["oom_killed"], json!(true), "{exit}");
     assert_eq!(exit["requested_stop"], json!(false), "{exit}");
 }
+
+/// Seed 002's `[processes]`: one image, several processes in one machine, each
+/// supervised like a container under the machine's restart policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn processes_of_one_image_run_side_by_side_and_restart_by_the_machine_policy() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/procs:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-procs").await;
+    let m = server
+        .create_machine(
+            "e2e-procs",
+            json!({"config": {"image": image, "restart": {"policy": "always"},
+            "processes": [
+                {"cmd": [TESTAPP, "serve-http", "8080", "--body", "web"]},
+                {"cmd": [TESTAPP, "serve-tcp", "9000"], "env": {"ROLE": "worker"}}
+            ]}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-procs", &id, "started", 30).await;
+    // The second process reaches the first over localhost, and each has its
+    // own environment.
+    let mut reached = None;
+    for _ in 0..50 {
+        let (s, b) = server
+            .exec(
+                "e2e-procs",
+                &id,
+                Some("process-1"),
+                &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/?env=ROLE"],
+            )
+            .await;
+        if s == StatusCode::OK && b["exit_code"] == json!(0) {
+            reached = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = reached.expect("process-1 reaches process-0 on localhost");
+    let stdout = body["stdout"].as_str().unwrap_or_default();
+    assert!(stdout.starts_with("web"), "{stdout}");
+    assert!(
+        stdout.contains("ROLE=<unset>"),
+        "process-0 has no ROLE: {stdout}"
+    );
+    let env = server
+        .exec_ok("e2e-procs", &id, Some("process-1"), &["env"])
+        .await;
+    assert!(env.contains("ROLE=worker"), "{env}");
+    // Each process sees only its own processes.
+    let ps = server
+        .exec_ok("e2e-procs", &id, Some("process-0"), &[TESTAPP, "ps"])
+        .await;
+    assert!(!ps.contains("serve-tcp") && ps.contains("testapp"), "{ps}");
+
+    // process-0 exits 7; under `always` it is started again and the machine
+    // stays started.
+    let _ = server
+        .exec(
+            "e2e-procs",
+            &id,
+            Some("process-1"),
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/exit?code=7"],
+        )
+        .await;
+    let mut answered_again = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, b) = server
+            .exec(
+                "e2e-procs",
+                &id,
+                Some("process-1"),
+                &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+            )
+            .await;
+        if b["exit_code"] == json!(0) {
+            answered_again = true;
+            break;
+        }
+    }
+    assert!(answered_again, "process-0 was restarted:\n{}", server.log());
+    assert_eq!(server.state("e2e-procs", &id).await, "started");
+}
+
+/// `restart: on-failure` with `max_retries`: a process that keeps failing is
+/// started again that many times, then the machine stops with its exit code.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_failure_restarts_a_failing_process_max_retries_times_then_stops() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/onfail:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-onfail").await;
+    // The process fails each time it runs.
+    let m = server
+        .create_machine(
+            "e2e-onfail",
+            json!({"config": {"image": image,
+                              "restart": {"policy": "on-failure", "max_retries": 2},
+                              "init": {"cmd": [TESTAPP, "exit", "5"]}}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-onfail", &id, "stopped", 60).await;
+    let exit = last_exit(&server, "e2e-onfail", &id).await;
+    assert_eq!(exit["exit_code"], json!(5), "{exit}");
+    assert_eq!(exit["requested_stop"], json!(false), "{exit}");
+    // The first run and two retries.
+    let events = server.events("e2e-onfail", &id).await;
+    let exit_event = events
+        .iter()
+        .find(|e| e["type"] == json!("exit"))
+        .unwrap_or_else(|| panic!("no exit event: {events:#?}"));
+    assert_eq!(
+        exit_event["request"]["restart_count"],
+        json!(2),
+        "{exit_event}"
+    );
+}
