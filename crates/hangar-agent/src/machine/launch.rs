@@ -122,8 +122,10 @@ impl Agent {
         // A failed create may have left images unpulled; a restart after an
         // agent upgrade may need them again.
         self.ensure_images(&config).await?;
-        self.ensure_network(machine).await?;
-        let machine = self.0.store.machine(&machine.id).await?;
+        let mut machine = machine.clone();
+        if let Some(ip) = self.ensure_network(&machine).await? {
+            machine.private_ip = Some(ip);
+        }
         let volumes = self.mount_volumes(&machine, &config).await?;
         let secrets = self.0.store.secret_values(&machine.app).await?;
         let spec = spec::build(&machine, &config, &self.0.images, secrets, volumes, &paths)?;
@@ -225,7 +227,9 @@ impl Agent {
         let paths = self.paths(machine_id);
         let client = pilot::client::Client::new(paths.socket());
         let deadline = tokio::time::Instant::now() + PILOT_READY_TIMEOUT;
-        let mut delay = std::time::Duration::from_micros(200);
+        // Pilot is usually ready within a few milliseconds: poll finely so the
+        // start is acknowledged as soon as it is.
+        let mut delay = std::time::Duration::from_micros(100);
         loop {
             if paths.socket().exists() && client.status().await.is_ok() {
                 return Ok(());
@@ -249,7 +253,7 @@ impl Agent {
                 )));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_millis(20));
+            delay = (delay * 2).min(std::time::Duration::from_millis(1));
         }
     }
 }

@@ -256,7 +256,7 @@ impl Agent {
         config: &MachineConfig,
     ) -> Result<(), AgentError> {
         self.ensure_images(config).await?;
-        self.ensure_network(machine).await
+        self.ensure_network(machine).await.map(|_| ())
     }
 
     /// Makes sure every image of `config` is in the image store.
@@ -272,17 +272,21 @@ impl Agent {
         Ok(())
     }
 
-    /// Allocates the machine's addresses and makes its network namespace.
-    async fn ensure_network(&self, machine: &MachineRecord) -> Result<(), AgentError> {
+    /// Allocates the machine's addresses and makes its network namespace;
+    /// returns the machine's `private_ip` (none without a machine network).
+    async fn ensure_network(&self, machine: &MachineRecord) -> Result<Option<String>, AgentError> {
         let Some(host) = &self.0.network else {
-            return Ok(());
+            return Ok(None);
         };
         let net = host.config().clone();
         let addrs = launch::addresses(&self.0.store, &net, &machine.id).await?;
-        self.0
-            .store
-            .set_private_ip(&machine.id, Some(addrs.ipv6.to_string()))
-            .await?;
+        let private_ip = addrs.ipv6.to_string();
+        if machine.private_ip.as_deref() != Some(private_ip.as_str()) {
+            self.0
+                .store
+                .set_private_ip(&machine.id, Some(private_ip.clone()))
+                .await?;
+        }
         let host = host.clone();
         let id = machine.id.clone();
         tokio::task::spawn_blocking(move || {
@@ -293,7 +297,8 @@ impl Agent {
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
-        .map_err(|e| AgentError::Internal(format!("machine network: {e}")))
+        .map_err(|e| AgentError::Internal(format!("machine network: {e}")))?;
+        Ok(Some(private_ip))
     }
 
     async fn teardown_network(&self, machine_id: &str) {
