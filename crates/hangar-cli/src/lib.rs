@@ -1,26 +1,101 @@
-//! The `hangar` client commands (Hangar's flyctl): apps, machines, deploys from
-//! fly.toml. They talk to the Machines API over HTTP only.
+//! The `hangar` client commands (Hangar's flyctl): apps, machines, volumes,
+//! secrets, tokens, scaling. They talk to the Machines API over HTTP only:
+//! the API at `HANGAR_API_URL` (default `http://127.0.0.1:4280`), the token
+//! from `HANGAR_API_TOKEN`, `FLY_API_TOKEN`, or the admin-token file that
+//! `hangar serve` writes in its data dir (`HANGAR_DATA_DIR`).
+//!
+//! Exit codes, the same for every command: 0 success; 1 error (the API
+//! refused, could not be reached, or the input is wrong); 2 usage error;
+//! 3 not found (the API answered 404). `machine exec` exits with the
+//! command's own code.
+
+#![forbid(unsafe_code)]
+
+/// The exit codes paragraph at the end of every command's help.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 ok; 1 error (API refused or unreachable, bad input); 2 usage; 3 not found (API 404)."
+    };
+}
+
+mod apps;
+pub mod client;
+mod diff;
+mod flags;
+mod machine;
+mod output;
+mod prompt;
+pub mod rewrite;
+mod scale;
+mod secrets;
+mod status;
+pub mod target;
+mod tokens;
+mod volumes;
 
 use std::process::ExitCode;
+
+use client::{Client, ClientError};
+
+/// The exit code of "the API has no such thing".
+pub const EXIT_NOT_FOUND: u8 = 3;
 
 /// The client subcommands of `hangar`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Manage apps.
     #[command(subcommand)]
-    Apps(AppsCommand),
+    Apps(apps::AppsCommand),
+    /// Show an app and its machines.
+    #[command(after_help = concat!("Examples:\n  hangar status -a my-app\n  hangar status --json   (app from fly.toml)\n\n", exit_codes!()))]
+    Status(status::StatusArgs),
+    /// Manage machines.
+    #[command(subcommand, visible_alias = "machines")]
+    Machine(machine::MachineCommand),
+    /// Manage volumes.
+    #[command(subcommand, visible_alias = "volume")]
+    Volumes(volumes::VolumesCommand),
+    /// Manage an app's secrets (values are never shown).
+    #[command(subcommand, visible_alias = "secret")]
+    Secrets(secrets::SecretsCommand),
+    /// Manage API tokens.
+    #[command(subcommand, visible_alias = "token")]
+    Tokens(tokens::TokensCommand),
+    /// Scale an app's machines.
+    #[command(subcommand)]
+    Scale(scale::ScaleCommand),
 }
 
-/// `hangar apps ...`
-#[derive(Debug, clap::Subcommand)]
-pub enum AppsCommand {
-    /// List apps.
-    List,
-}
-
-/// Runs one client command; the exit code is what scripts see.
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    let client = Client::from_env()?;
     match command {
-        Command::Apps(AppsCommand::List) => anyhow::bail!("hangar apps list: not built yet"),
+        Command::Apps(c) => apps::run(&client, c).await,
+        Command::Status(a) => status::run(&client, a).await,
+        Command::Machine(c) => machine::run(&client, c).await,
+        Command::Volumes(c) => volumes::run(&client, c).await,
+        Command::Secrets(c) => secrets::run(&client, c).await,
+        Command::Tokens(c) => tokens::run(&client, c).await,
+        Command::Scale(c) => scale::run(&client, c).await,
+    }
+}
+
+/// Runs one client command; the exit code is what scripts see (see the
+/// crate docs). Errors other than "not found" are returned for the binary to
+/// print (exit code 1).
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match dispatch(command).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let not_found = e.chain().any(|c| {
+                c.downcast_ref::<ClientError>()
+                    .is_some_and(ClientError::is_not_found)
+            });
+            if not_found {
+                eprintln!("hangar: {e:#}");
+                Ok(ExitCode::from(EXIT_NOT_FOUND))
+            } else {
+                Err(e)
+            }
+        }
     }
 }
