@@ -79,7 +79,17 @@ pub(crate) fn plan(
     };
     groups
         .iter()
-        .map(|g| plan_group(m, file, dir, g, image, base.as_ref().map(|b| &b.1), target))
+        .map(|g| {
+            plan_group(
+                m,
+                file,
+                dir,
+                g,
+                image,
+                base.as_ref().map(|b| &b.1),
+                target.as_ref(),
+            )
+        })
         .collect()
 }
 
@@ -89,13 +99,13 @@ fn target_container(
     file: &Path,
     m: &Model,
     typed: &hangar_types::MachineConfig,
-) -> Result<usize, FlyTomlError> {
+) -> Result<(usize, String), FlyTomlError> {
     let names: Vec<String> = typed
         .containers()
         .iter()
         .map(|c| c.effective_name().unwrap_or_default())
         .collect();
-    match &m.container {
+    let index = match &m.container {
         Some(c) => names.iter().position(|n| *n == c.value).ok_or_else(|| {
             FlyTomlError::at(
                 file,
@@ -109,7 +119,8 @@ fn target_container(
             )
         }),
         None => Ok(names.iter().position(|n| n == "app").unwrap_or(0)),
-    }
+    }?;
+    Ok((index, names[index].clone()))
 }
 
 fn obj<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
@@ -139,7 +150,7 @@ fn plan_group(
     group: &str,
     image: &str,
     base: Option<&Map<String, Value>>,
-    target: Option<usize>,
+    target: Option<&(usize, String)>,
 ) -> Result<GroupPlan, FlyTomlError> {
     let mut origins = Origins {
         list: Vec::new(),
@@ -176,11 +187,16 @@ fn plan_group(
         config_env.insert(k.clone(), v.clone());
     }
     match target {
-        Some(i) => {
+        Some((i, name)) => {
             let container = arr(&mut c, "containers")
-                .get_mut(i)
+                .get_mut(*i)
                 .and_then(Value::as_object_mut)
                 .expect("target container exists");
+            // A container named after its image keeps its name (others may
+            // depend on it) when its image is replaced.
+            if container.get("name").is_none_or(Value::is_null) && !name.is_empty() {
+                container.insert("name".into(), name.clone().into());
+            }
             container.insert("image".into(), image.into());
             for (k, v) in init_cmds {
                 container.insert(k, v);
