@@ -24,17 +24,40 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may take to finish once pilot is exiting.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// Binds `path` (replacing a stale socket file).
+/// Binds `path` (replacing a stale socket file). The socket is bound and
+/// listening under a temporary name first and then renamed into place, so a
+/// client that sees `path` exist can connect: between `bind` and `listen` a
+/// socket file exists that refuses connections.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    UnixListener::bind(path)
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    if tmp.as_os_str().len() >= SUN_PATH_MAX {
+        // No room for the temporary name: bind in place.
+        remove_stale(path)?;
+        return UnixListener::bind(path);
+    }
+    remove_stale(&tmp)?;
+    let listener = UnixListener::bind(&tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+/// Room for a socket path in `sockaddr_un` (with its terminating NUL).
+const SUN_PATH_MAX: usize = 108;
+
+fn remove_stale(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Accepts connections until `shutdown` turns true, then lets open connections
@@ -263,4 +286,26 @@ async fn logs(
         }
     }
     send(w, &Response::End).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_replaces_a_stale_socket_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pilot.sock");
+        std::fs::write(&path, b"stale").unwrap();
+        let listener = bind(&path).unwrap();
+        // The path is a listening socket as soon as bind returns.
+        let client = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let (_server_side, _) = listener.accept().await.unwrap();
+        drop(client);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["pilot.sock"]);
+    }
 }
