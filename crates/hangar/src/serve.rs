@@ -1,5 +1,5 @@
-//! `hangar serve`: the Machines API and the host agent in one process, with an
-//! embedded SQLite store.
+//! `hangar serve`: the Machines API, the host agent and the proxy in one
+//! process, with an embedded SQLite store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +52,75 @@ pub struct ServeArgs {
     /// Parent of the machines' cgroups.
     #[arg(long, default_value = "hangar")]
     pub cgroup_prefix: String,
+    /// Do not run the proxy (machines' service ports are not served).
+    #[arg(long)]
+    pub no_proxy: bool,
+    #[command(flatten)]
+    pub proxy: hangar_proxy::ProxyOptions,
+}
+
+/// Name of the admin token `hangar serve` mints for its own proxy at every
+/// start (the previous one is revoked).
+const PROXY_TOKEN_NAME: &str = "internal:proxy";
+
+/// Starts the proxy against this server's own API on loopback, with a fresh
+/// internal admin token.
+async fn start_proxy(
+    args: &ServeArgs,
+    store: &Store,
+    api: SocketAddr,
+) -> anyhow::Result<hangar_proxy::Proxy> {
+    for t in store.list_tokens().await.context("listing tokens")? {
+        if t.name == PROXY_TOKEN_NAME && t.revoked_at.is_none() {
+            store
+                .revoke_token(&t.id)
+                .await
+                .context("revoking the previous proxy token")?;
+        }
+    }
+    let token = store
+        .create_token(PROXY_TOKEN_NAME, true, None)
+        .await
+        .context("creating the proxy's token")?
+        .token;
+    let api = if api.ip().is_unspecified() {
+        SocketAddr::new(
+            if api.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            api.port(),
+        )
+    } else {
+        api
+    };
+    let fleet = std::sync::Arc::new(hangar_proxy::HttpFleet::new(
+        &format!("http://{api}"),
+        &token,
+    ));
+    if args.network == NetworkMode::None {
+        tracing::warn!(
+            "--network none: machines are not reachable from the host, so the proxy cannot route to them"
+        );
+    }
+    let proxy = hangar_proxy::Proxy::start(
+        args.proxy.clone(),
+        &args.region,
+        fleet,
+        Some(store.subscribe()),
+    )
+    .await?;
+    eprintln!(
+        "hangar: proxy serving machines' service ports on {} (apps as <app>.{}){}",
+        args.proxy.bind,
+        args.proxy.domain,
+        proxy
+            .metrics_addr()
+            .map(|a| format!("; metrics on http://{a}/metrics"))
+            .unwrap_or_default()
+    );
+    Ok(proxy)
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -109,16 +178,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         volume_dir: args.data_dir.join("volumes"),
         ..ApiConfig::default()
     };
-    let state = ApiState::new(store, backend.clone(), backend, api);
+    let state = ApiState::new(store.clone(), backend.clone(), backend, api);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("--listen {}", args.listen))?;
+    let proxy = if args.no_proxy {
+        None
+    } else {
+        Some(
+            start_proxy(&args, &store, listener.local_addr()?)
+                .await
+                .context("starting the proxy")?,
+        )
+    };
     eprintln!(
         "hangar: Machines API on http://{} (data in {})",
         listener.local_addr()?,
         args.data_dir.display()
     );
     hangar_api::serve(listener, state, shutdown_signal()).await?;
+    drop(proxy);
     // Machines keep running: they do not depend on this process.
     agent.detach();
     eprintln!("hangar: stopped; machines keep running and are re-attached at the next start");

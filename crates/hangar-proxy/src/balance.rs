@@ -1,0 +1,172 @@
+//! Choosing a machine for a request or connection: the least-loaded healthy
+//! machine in the closest region under its soft limit; else a stopped one,
+//! started on the spot (concurrent cold requests share the start); else one
+//! under its hard limit; else wait a bounded time, then give up (503).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::catalog::Group;
+use crate::fleet::MachineState;
+use crate::live::{Live, LoadGuard};
+use crate::shared::Shared;
+
+/// Request preferences (`Fly-Prefer-Region`, `Fly-Force-Instance-Id`).
+#[derive(Debug, Default, Clone)]
+pub struct Prefs {
+    pub region: Option<String>,
+    pub instance: Option<String>,
+}
+
+/// Why no machine was found.
+#[derive(Debug, thiserror::Error)]
+pub enum PickError {
+    #[error("app {0} has no machine that can take the request")]
+    NoMachine(String),
+    #[error("every machine of app {0} is at its hard limit")]
+    Capacity(String),
+    #[error("starting machine {id}: {reason}")]
+    Start { id: String, reason: String },
+}
+
+fn region_rank(shared: &Shared, prefs: &Prefs, live: &Live) -> u8 {
+    if prefs.region.as_deref() == Some(live.region.as_str()) {
+        0
+    } else if live.region == shared.region {
+        1
+    } else {
+        2
+    }
+}
+
+/// Takes a unit of load on a machine of `group`, starting one if needed.
+/// `avoid` holds machines a connect just failed on.
+pub async fn acquire(
+    shared: &Arc<Shared>,
+    group: &Arc<Group>,
+    prefs: &Prefs,
+    avoid: &[Arc<Live>],
+) -> Result<LoadGuard, PickError> {
+    let deadline = Instant::now() + shared.opts.queue_timeout;
+    let mut queued = false;
+    loop {
+        let eligible =
+            |l: &&Arc<Live>| !l.cordoned() && prefs.instance.as_deref().is_none_or(|id| id == l.id);
+        let ready =
+            || {
+                group.machines.iter().filter(eligible).filter(|l| {
+                    l.running() && l.healthy() && !avoid.iter().any(|a| Arc::ptr_eq(a, l))
+                })
+            };
+        let best = |limit: u32| {
+            ready()
+                .filter(|l| l.load() < limit)
+                .min_by_key(|l| (region_rank(shared, prefs, l), l.load()))
+                .cloned()
+        };
+        if let Some(l) = best(group.soft_limit)
+            && let Some(g) = l.try_acquire(group.soft_limit)
+        {
+            return Ok(g);
+        }
+        let may_start = group.autostart || prefs.instance.is_some();
+        let startable = group
+            .machines
+            .iter()
+            .filter(eligible)
+            .filter(|l| !l.running() && l.api_state().startable())
+            .min_by_key(|l| (region_rank(shared, prefs, l), l.id.clone()))
+            .cloned();
+        if may_start && let Some(l) = startable {
+            if let Err(reason) = ensure_started(shared, &l).await {
+                return Err(PickError::Start {
+                    id: l.id.clone(),
+                    reason,
+                });
+            }
+            if let Some(g) = l.try_acquire(group.hard_limit) {
+                return Ok(g);
+            }
+            continue;
+        }
+        if let Some(l) = best(group.hard_limit)
+            && let Some(g) = l.try_acquire(group.hard_limit)
+        {
+            return Ok(g);
+        }
+        if ready().next().is_none()
+            && !group
+                .machines
+                .iter()
+                .filter(eligible)
+                .any(|l| l.api_state() == MachineState::Starting)
+        {
+            return Err(PickError::NoMachine(group.app.clone()));
+        }
+        if Instant::now() >= deadline {
+            return Err(PickError::Capacity(group.app.clone()));
+        }
+        if !queued {
+            queued = true;
+            shared.metrics.queued.inc();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Starts `live`'s machine unless it runs, and waits until its port accepts
+/// connections (polled every ~2 ms). Concurrent callers share one start.
+pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<(), String> {
+    let _start = live.start_lock.lock().await;
+    if live.running() {
+        return Ok(());
+    }
+    let began = Instant::now();
+    let deadline = began + shared.opts.start_timeout;
+    tracing::info!(app = %live.app, machine = %live.id, "autostart");
+    shared.metrics.autostarts.inc();
+    loop {
+        match shared.fleet.start(&live.app, &live.id).await {
+            Ok(()) => break,
+            // Already started or starting (perhaps by someone else): wait
+            // for the port. Stopping: retry the start in a moment.
+            Err(e) if e.status() == Some(412) => {
+                if port_accepts(live).await {
+                    live.mark_started();
+                    shared.request_refresh();
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(e.to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    loop {
+        if port_accepts(live).await {
+            live.mark_started();
+            shared.request_refresh();
+            shared.metrics.start_ms.observe(began.elapsed());
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "port {} did not accept connections within {:?}",
+                live.addr, shared.opts.start_timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn port_accepts(live: &Live) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(live.addr)).await,
+        Ok(Ok(_))
+    )
+}

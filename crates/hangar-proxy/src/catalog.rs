@@ -1,0 +1,280 @@
+//! The routing table, rebuilt from each machine list: public port → handlers
+//! and the apps served there → each app's service (limits, autostart and
+//! autostop settings) and machines.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hangar_types::config::{AutostopMode, MachineService};
+
+use crate::fleet::{MachineInfo, MachineState};
+use crate::live::Live;
+
+/// What a public port does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Handlers {
+    pub http: bool,
+    pub tls: bool,
+    pub proxy_proto: Option<ProxyProtoVersion>,
+    pub force_https: bool,
+    /// Speak HTTP/2 cleartext (h2c) to the machines.
+    pub h2_backend: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtoVersion {
+    V1,
+    V2,
+}
+
+/// What a machine's load counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyType {
+    Connections,
+    Requests,
+}
+
+/// One app's service on one public port.
+#[derive(Debug)]
+pub struct Group {
+    pub app: String,
+    pub internal_port: u16,
+    pub soft_limit: u32,
+    pub hard_limit: u32,
+    /// Informational: with the `http` handler load is always counted in
+    /// requests (upstream connections are pooled), without it in connections.
+    #[allow(dead_code)]
+    pub concurrency: ConcurrencyType,
+    pub autostart: bool,
+    pub autostop: AutostopMode,
+    pub min_running: u32,
+    /// Machines with an address the host reaches.
+    pub machines: Vec<Arc<Live>>,
+}
+
+/// Everything served on one public port.
+#[derive(Debug)]
+pub struct PortRoute {
+    pub handlers: Handlers,
+    pub apps: HashMap<String, Arc<Group>>,
+}
+
+impl PortRoute {
+    /// The app for a Host header or SNI name: `<app>.<domain>` (any port
+    /// suffix ignored) or the bare app name; the only app when one is served.
+    pub fn route(&self, host: Option<&str>, domain: &str) -> Option<&Arc<Group>> {
+        if let Some(host) = host {
+            let host = strip_port(host);
+            let app = host
+                .strip_suffix(domain)
+                .and_then(|h| h.strip_suffix('.'))
+                .unwrap_or(host);
+            if let Some(g) = self.apps.get(app) {
+                return Some(g);
+            }
+        }
+        if self.apps.len() == 1 {
+            return self.apps.values().next();
+        }
+        None
+    }
+}
+
+/// `host` without a `:port` suffix.
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host;
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// The whole routing table.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub ports: HashMap<u16, Arc<PortRoute>>,
+    /// Every live machine service, for autostop, checks and metrics.
+    pub lives: Vec<Arc<Live>>,
+    /// Machines with services but no address (`--network none`).
+    pub unreachable: usize,
+}
+
+/// Key of a [`Live`] across refreshes.
+pub type LiveKey = (String, u16, SocketAddr);
+
+/// Handlers, limits and autostart settings of the first service seen for a
+/// port; later services on the same port add their machines and apps.
+fn handlers_of(service: &MachineService, port: &hangar_types::config::MachinePort) -> Handlers {
+    let names = port.handlers();
+    let has = |n: &str| names.iter().any(|h| h.eq_ignore_ascii_case(n));
+    Handlers {
+        http: has("http"),
+        tls: has("tls"),
+        proxy_proto: if has("proxy_proto") {
+            let v = port
+                .proxy_proto_options
+                .as_ref()
+                .and_then(|o| o.version.as_deref());
+            Some(if v == Some("v2") {
+                ProxyProtoVersion::V2
+            } else {
+                ProxyProtoVersion::V1
+            })
+        } else {
+            None
+        },
+        force_https: port.force_https.unwrap_or(false),
+        h2_backend: port
+            .http_options
+            .as_ref()
+            .and_then(|o| o.h2_backend)
+            .unwrap_or(false)
+            && !service.ports().is_empty(),
+    }
+}
+
+fn public_ports(port: &hangar_types::config::MachinePort) -> Vec<u16> {
+    let ok = |n: i64| u16::try_from(n).ok().filter(|p| *p != 0);
+    if let Some(p) = port.port.and_then(ok) {
+        return vec![p];
+    }
+    match (port.start_port.and_then(ok), port.end_port.and_then(ok)) {
+        // Ranges are capped so a typo cannot open thousands of listeners.
+        (Some(a), Some(b)) if a <= b => (a..=b).take(256).collect(),
+        _ => Vec::new(),
+    }
+}
+
+struct GroupBuild {
+    app: String,
+    internal_port: u16,
+    soft_limit: u32,
+    hard_limit: u32,
+    concurrency: ConcurrencyType,
+    autostart: bool,
+    autostop: AutostopMode,
+    min_running: u32,
+    machines: Vec<Arc<Live>>,
+    unreachable: usize,
+}
+
+/// Builds the catalog from a machine list asked for at `asked` (clock ms),
+/// reusing the [`Live`]s in `registry` (and dropping those of machines that
+/// are gone).
+pub fn build(
+    machines: &[MachineInfo],
+    asked: u64,
+    registry: &mut HashMap<LiveKey, Arc<Live>>,
+) -> Catalog {
+    let mut next_registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
+    let mut ports: HashMap<u16, (Handlers, HashMap<String, GroupBuild>)> = HashMap::new();
+    let mut unreachable = 0;
+    for m in machines {
+        if m.state == MachineState::Other {
+            continue;
+        }
+        if m.private_ip.is_none() && !m.services.is_empty() {
+            unreachable += 1;
+        }
+        for service in &m.services {
+            if service
+                .protocol
+                .as_deref()
+                .is_some_and(|p| !p.eq_ignore_ascii_case("tcp"))
+            {
+                continue; // udp is not proxied
+            }
+            let Some(internal_port) = service
+                .internal_port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            let live = m.private_ip.map(|ip| {
+                let addr = SocketAddr::new(ip, internal_port);
+                let key = (m.id.clone(), internal_port, addr);
+                let live = next_registry
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        registry
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(Live::new(&m.app, &m.id, &m.region, addr)))
+                    })
+                    .clone();
+                live.set_api_state(m.state, m.cordoned, asked);
+                live
+            });
+            let conc = service.concurrency.clone().unwrap_or_default();
+            for port in service.ports() {
+                for public in public_ports(port) {
+                    let (_, apps) = ports
+                        .entry(public)
+                        .or_insert_with(|| (handlers_of(service, port), HashMap::new()));
+                    let g = apps.entry(m.app.clone()).or_insert_with(|| GroupBuild {
+                        app: m.app.clone(),
+                        internal_port,
+                        soft_limit: conc.soft_limit_or_default().max(1),
+                        hard_limit: conc.hard_limit_or_default().max(1),
+                        concurrency: if conc.concurrency_type.as_deref() == Some("requests") {
+                            ConcurrencyType::Requests
+                        } else {
+                            ConcurrencyType::Connections
+                        },
+                        autostart: service.autostart.unwrap_or(true),
+                        autostop: service.autostop_mode(),
+                        min_running: service
+                            .min_machines_running
+                            .and_then(|n| u32::try_from(n).ok())
+                            .unwrap_or(0),
+                        machines: Vec::new(),
+                        unreachable: 0,
+                    });
+                    match &live {
+                        Some(l) if !g.machines.iter().any(|x| Arc::ptr_eq(x, l)) => {
+                            g.machines.push(l.clone())
+                        }
+                        Some(_) => {}
+                        None => g.unreachable += 1,
+                    }
+                }
+            }
+        }
+    }
+    *registry = next_registry;
+    let lives = registry.values().cloned().collect();
+    let ports = ports
+        .into_iter()
+        .map(|(port, (handlers, apps))| {
+            let apps = apps
+                .into_iter()
+                .map(|(app, g)| {
+                    (
+                        app,
+                        Arc::new(Group {
+                            app: g.app,
+                            internal_port: g.internal_port,
+                            soft_limit: g.soft_limit,
+                            hard_limit: g.hard_limit.max(g.soft_limit),
+                            concurrency: g.concurrency,
+                            autostart: g.autostart,
+                            autostop: g.autostop,
+                            min_running: g.min_running,
+                            machines: g.machines,
+                        }),
+                    )
+                })
+                .collect();
+            (port, Arc::new(PortRoute { handlers, apps }))
+        })
+        .collect();
+    Catalog {
+        ports,
+        lives,
+        unreachable,
+    }
+}

@@ -1,0 +1,350 @@
+//! The `http` handler: HTTP/1.1 and HTTP/2 from clients (hyper), HTTP/1.1 to
+//! machines over pooled connections, with the `Fly-*` and `X-Forwarded-*`
+//! headers, `force_https`, header size and time limits and an idle timeout.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::balance::{PickError, Prefs, acquire};
+use crate::body::ProxyBody;
+use crate::conn::{ClientConn, Stamped};
+use crate::live::Live;
+use crate::shared::Shared;
+
+static FLY_CLIENT_IP: HeaderName = HeaderName::from_static("fly-client-ip");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static FLY_REGION: HeaderName = HeaderName::from_static("fly-region");
+static FLY_REQUEST_ID: HeaderName = HeaderName::from_static("fly-request-id");
+static FLY_PREFER_REGION: HeaderName = HeaderName::from_static("fly-prefer-region");
+static FLY_FORCE_INSTANCE_ID: HeaderName = HeaderName::from_static("fly-force-instance-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Serves one client connection until it closes, errs, or idles out.
+pub async fn serve<S>(
+    shared: Arc<Shared>,
+    route: Arc<crate::catalog::PortRoute>,
+    conn: ClientConn,
+    stream: S,
+    tls: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    drop(route);
+    let (io, last) = Stamped::new(stream);
+    let inflight = Arc::new(AtomicU32::new(0));
+    let svc = {
+        let shared = shared.clone();
+        let inflight = inflight.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let inflight = inflight.clone();
+            async move {
+                inflight.fetch_add(1, Ordering::Relaxed);
+                let began = Instant::now();
+                let resp = forward(&shared, conn, tls, req).await;
+                shared
+                    .metrics
+                    .response(resp.status().as_u16(), began.elapsed());
+                inflight.fetch_sub(1, Ordering::Relaxed);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let opts = &shared.opts;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .max_buf_size(opts.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+    let served = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        r = served => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %conn.peer, "proxy: client connection: {e}");
+            }
+        }
+        () = idle(&last, &inflight, opts.idle_timeout) => {
+            tracing::debug!(peer = %conn.peer, "proxy: idle client connection closed");
+        }
+    }
+}
+
+/// Resolves once nothing moved on the connection for `limit` while no
+/// request was in flight.
+async fn idle(last: &AtomicU64, inflight: &AtomicU32, limit: Duration) {
+    let step = (limit / 4).max(Duration::from_millis(50));
+    let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tokio::time::sleep(step).await;
+        let quiet = crate::clock::now_ms().saturating_sub(last.load(Ordering::Relaxed));
+        if quiet >= limit_ms && inflight.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::text(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn host_of(req: &Request<Incoming>) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
+async fn forward(
+    shared: &Arc<Shared>,
+    conn: ClientConn,
+    tls: bool,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let mut group = None;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            // An unknown app may have just been created: look again.
+            shared.refresh_and_wait(Duration::from_secs(1)).await;
+        }
+        let catalog = shared.catalog();
+        let Some(route) = catalog.ports.get(&conn.port) else {
+            continue;
+        };
+        if route.handlers.force_https && !tls {
+            return redirect_https(&req);
+        }
+        if let Some(g) = route.route(host_of(&req), &shared.opts.domain) {
+            group = Some(g.clone());
+            break;
+        }
+    }
+    let Some(group) = group else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "no app is served here for this host\n",
+        );
+    };
+    let prefs = Prefs {
+        region: header_string(req.headers(), &FLY_PREFER_REGION),
+        instance: header_string(req.headers(), &FLY_FORCE_INSTANCE_ID),
+    };
+    prepare(shared, conn, tls, &mut req);
+
+    let mut avoid: Vec<Arc<Live>> = Vec::new();
+    for _ in 0..3 {
+        let guard = match acquire(shared, &group, &prefs, &avoid).await {
+            Ok(g) => g,
+            Err(PickError::Capacity(_)) => {
+                shared.metrics.rejected_capacity.inc();
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "every machine of this app is at its concurrency limit\n",
+                );
+            }
+            Err(PickError::NoMachine(_)) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no machine of this app can take the request\n",
+                );
+            }
+            Err(e @ PickError::Start { .. }) => {
+                tracing::warn!(app = %group.app, "proxy: {e}");
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the app's machine could not be started\n",
+                );
+            }
+        };
+        let live = guard.live().clone();
+        // A pooled connection first; one the machine closed meanwhile gives
+        // the request back unsent, and a fresh connection is tried.
+        while let Some(mut sender) = checkout(&live).await {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return respond(resp, sender, live, guard),
+                Err(mut e) => match e.take_message() {
+                    Some(r) => req = r,
+                    None => {
+                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
+                        return plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n");
+                    }
+                },
+            }
+        }
+        match connect(&live).await {
+            Ok(mut sender) => {
+                return match sender.try_send_request(req).await {
+                    Ok(resp) => respond(resp, sender, live, guard),
+                    Err(e) => {
+                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
+                        plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n")
+                    }
+                };
+            }
+            Err(e) => {
+                tracing::debug!(machine = %live.id, addr = %live.addr, "proxy: connect: {e}");
+                shared.metrics.connect_retries.inc();
+                drop(guard);
+                avoid.push(live);
+                shared.refresh_and_wait(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    plain(
+        StatusCode::BAD_GATEWAY,
+        "no machine of this app accepted a connection\n",
+    )
+}
+
+fn respond(
+    resp: Response<Incoming>,
+    sender: SendRequest<Incoming>,
+    live: Arc<Live>,
+    guard: crate::live::LoadGuard,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, ProxyBody::upstream(body, sender, live, guard))
+}
+
+async fn checkout(live: &Live) -> Option<SendRequest<Incoming>> {
+    loop {
+        let mut s = live.checkout()?;
+        if s.ready().await.is_ok() {
+            return Some(s);
+        }
+    }
+}
+
+async fn connect(live: &Live) -> std::io::Result<SendRequest<Incoming>> {
+    let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(live.addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn header_string(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn redirect_https(req: &Request<Incoming>) -> Response<ProxyBody> {
+    let host = crate::catalog::strip_port(host_of(req).unwrap_or("localhost"));
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut r = plain(StatusCode::MOVED_PERMANENTLY, "use https\n");
+    if let Ok(v) = HeaderValue::from_str(&format!("https://{host}{path}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if let Some(c) = h.remove(header::CONNECTION)
+        && let Ok(list) = c.to_str()
+    {
+        for name in list.split(',') {
+            let name = name.trim();
+            if !name.is_empty() {
+                h.remove(name);
+            }
+        }
+    }
+    h.remove(&KEEP_ALIVE);
+    h.remove(&PROXY_CONNECTION);
+    h.remove(header::TE);
+    h.remove(header::TRAILER);
+    h.remove(header::UPGRADE);
+    h.remove(header::TRANSFER_ENCODING);
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Rewrites a client request for a machine: origin-form URI, HTTP/1.1, a
+/// Host header, no hop-by-hop headers, and the forwarding headers.
+fn prepare(shared: &Shared, conn: ClientConn, tls: bool, req: &mut Request<Incoming>) {
+    if !req.headers().contains_key(header::HOST)
+        && let Some(a) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    if req.uri().authority().is_some() || req.uri().scheme().is_some() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    let h = req.headers_mut();
+    strip_hop_by_hop(h);
+    let ip = conn.peer.ip().to_string();
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+        _ => ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        h.insert(FLY_CLIENT_IP.clone(), v);
+    }
+    h.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(conn.port));
+    if let Ok(v) = HeaderValue::from_str(&shared.region) {
+        h.insert(FLY_REGION.clone(), v.clone());
+        let seq = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+        if let Ok(id) = HeaderValue::from_str(&format!(
+            "{:08x}{:010x}-{}",
+            std::process::id(),
+            seq,
+            shared.region
+        )) {
+            h.insert(FLY_REQUEST_ID.clone(), id);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! State every task of one proxy shares: options, the fleet, the current
+//! routing table, metrics; and the refresh loop that rebuilds the table and
+//! opens or closes the service ports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::catalog::{self, Catalog, LiveKey};
+use crate::fleet::Fleet;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::options::ProxyOptions;
+
+pub struct Shared {
+    pub opts: ProxyOptions,
+    pub region: String,
+    pub fleet: Arc<dyn Fleet>,
+    pub metrics: Metrics,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    catalog: RwLock<Arc<Catalog>>,
+    refresh_now: Notify,
+    generation: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn new(
+        opts: ProxyOptions,
+        region: String,
+        fleet: Arc<dyn Fleet>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Shared {
+        Shared {
+            opts,
+            region,
+            fleet,
+            metrics: Metrics::default(),
+            tls,
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            refresh_now: Notify::new(),
+            generation: watch::channel(0).0,
+        }
+    }
+
+    /// The current routing table.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Asks the refresh loop to re-read the machine list now.
+    pub fn request_refresh(&self) {
+        self.refresh_now.notify_one();
+    }
+
+    /// Asks for a refresh and waits (at most `limit`) until one completes.
+    pub async fn refresh_and_wait(&self, limit: Duration) {
+        let mut rx = self.generation.subscribe();
+        rx.borrow_and_update();
+        self.request_refresh();
+        let _ = tokio::time::timeout(limit, rx.changed()).await;
+    }
+
+    /// Every live service of machine `id`.
+    pub fn lives_of(&self, id: &str) -> Vec<Arc<Live>> {
+        self.catalog()
+            .lives
+            .iter()
+            .filter(|l| l.id == id)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Re-reads the machine list every `opts.refresh`, on request, and on each
+/// `changes` bump; rebuilds the routing table and keeps one listener per
+/// public port.
+pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiver<i64>>) {
+    let mut registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
+    let mut listeners = Listeners(HashMap::new());
+    let mut failed_ports: HashMap<u16, u64> = HashMap::new();
+    let mut warned_unreachable = false;
+    let mut last_error: Option<String> = None;
+    loop {
+        let asked = crate::clock::now_ms();
+        match shared.fleet.machines().await {
+            Ok(machines) => {
+                last_error = None;
+                let cat = catalog::build(&machines, asked, &mut registry);
+                if cat.unreachable > 0 && !warned_unreachable {
+                    warned_unreachable = true;
+                    tracing::warn!(
+                        machines = cat.unreachable,
+                        "machines with services have no address the host reaches (hangar serve --network none?): the proxy cannot route to them"
+                    );
+                }
+                sync_listeners(&shared, &cat, &mut listeners.0, &mut failed_ports);
+                *shared.catalog.write().expect("catalog lock") = Arc::new(cat);
+                shared.generation.send_modify(|g| *g += 1);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!("proxy: reading the machine list: {msg}");
+                    last_error = Some(msg);
+                }
+            }
+        }
+        let changed = async {
+            match changes.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(shared.opts.refresh) => {}
+            _ = shared.refresh_now.notified() => {}
+            _ = changed => {}
+        }
+    }
+}
+
+/// The listener tasks, stopped when the refresh loop ends.
+struct Listeners(HashMap<u16, JoinHandle<()>>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (_, t) in self.0.drain() {
+            t.abort();
+        }
+    }
+}
+
+fn sync_listeners(
+    shared: &Arc<Shared>,
+    cat: &Catalog,
+    listeners: &mut HashMap<u16, JoinHandle<()>>,
+    failed: &mut HashMap<u16, u64>,
+) {
+    listeners.retain(|port, task| {
+        let keep = cat.ports.contains_key(port) && !task.is_finished();
+        if !keep {
+            task.abort();
+            tracing::info!(port, "proxy: closed service port");
+        }
+        keep
+    });
+    failed.retain(|port, _| cat.ports.contains_key(port));
+    for port in cat.ports.keys() {
+        if listeners.contains_key(port) {
+            continue;
+        }
+        // A port that failed to bind is retried every 5 s, not every refresh.
+        if let Some(at) = failed.get(port)
+            && crate::clock::now_ms().saturating_sub(*at) < 5_000
+        {
+            continue;
+        }
+        let addr = SocketAddr::new(shared.opts.bind, *port);
+        match bind(addr) {
+            Ok(l) => {
+                failed.remove(port);
+                tracing::info!(%addr, "proxy: listening on service port");
+                let task = tokio::spawn(crate::listener::accept_loop(shared.clone(), *port, l));
+                listeners.insert(*port, task);
+            }
+            Err(e) => {
+                if !failed.contains_key(port) {
+                    tracing::warn!(%addr, "proxy: cannot listen on service port: {e}");
+                }
+                failed.insert(*port, crate::clock::now_ms());
+            }
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Keeps tasks alive and the shared state reachable; see [`crate::Proxy`].
+pub struct Tasks(pub Mutex<Vec<JoinHandle<()>>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in self.0.lock().expect("tasks lock").drain(..) {
+            t.abort();
+        }
+    }
+}
