@@ -1,0 +1,11 @@
+-- wrk script for bench/proxy.sh: prints one machine-readable line with the
+-- run's totals and latency percentiles (microseconds) when the run ends.
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_RESULT requests=%d duration_us=%d p50_us=%.0f p90_us=%.0f p99_us=%.0f max_us=%.0f " ..
+    "connect=%d read=%d write=%d status=%d timeout=%d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
