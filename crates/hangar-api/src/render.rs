@@ -99,6 +99,9 @@ pub fn machine(m: &MachineRecord, events: &[EventRecord], lease: Option<&LeaseRe
         "cordoned": m.cordoned,
         "host_status": "ok",
     });
+    if let Some(ip) = &m.private_ipv4 {
+        out["private_ipv4"] = json!(ip);
+    }
     if let Some(l) = lease {
         out["lease"] =
             json!({"owner": l.owner, "description": l.description, "expires_at": l.expires_at});

@@ -511,3 +511,74 @@ async fn on_failure_restarts_a_failing_process_max_retries_times_then_stops() {
         "{exit_event}"
     );
 }
+
+/// With bridge networking every machine has an IPv6 `private_ip` and an IPv4
+/// address (`private_ipv4`) that the host reaches, and machines of one app
+/// reach each other.
+#[tokio::test(flavor = "multi_thread")]
+async fn bridged_machines_answer_the_host_on_both_addresses_and_reach_each_other() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/bridge:1").await;
+    let server = Server::start_bridged().await;
+    server.create_app("e2e-bridge").await;
+    let mut machines = Vec::new();
+    for body in ["first", "second"] {
+        let m = server
+            .create_machine(
+                "e2e-bridge",
+                json!({"config": {"image": image,
+                                  "init": {"cmd": [TESTAPP, "serve-http", "8080", "--body", body]}}}),
+            )
+            .await;
+        let id = id_of(&m);
+        server.wait_ok("e2e-bridge", &id, "started", 30).await;
+        machines.push(server.machine("e2e-bridge", &id).await);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+        .unwrap();
+    for (m, body) in machines.iter().zip(["first", "second"]) {
+        let v6: std::net::Ipv6Addr = m["private_ip"].as_str().unwrap().parse().unwrap();
+        let v4: std::net::Ipv4Addr = m["private_ipv4"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no private_ipv4 in {m:#}"))
+            .parse()
+            .unwrap();
+        for url in [format!("http://[{v6}]:8080/"), format!("http://{v4}:8080/")] {
+            let mut answer = None;
+            for _ in 0..50 {
+                if let Ok(r) = client.get(&url).send().await {
+                    answer = Some(r.text().await.unwrap());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let text = answer.unwrap_or_else(|| panic!("{url} never answered"));
+            assert!(text.starts_with(body), "{url}: {text}");
+        }
+    }
+    // The first machine fetches from the second over IPv6 and IPv4.
+    let first = id_of(&machines[0]);
+    for target in [
+        format!(
+            "http://[{}]:8080/",
+            machines[1]["private_ip"].as_str().unwrap()
+        ),
+        format!(
+            "http://{}:8080/",
+            machines[1]["private_ipv4"].as_str().unwrap()
+        ),
+    ] {
+        let out = server
+            .exec_ok(
+                "e2e-bridge",
+                &first,
+                None,
+                &["wget", "-q", "-O", "-", &target],
+            )
+            .await;
+        assert!(out.starts_with("second"), "{target}: {out}");
+    }
+}

@@ -21,6 +21,8 @@ pub struct MachineRecord {
     pub version: String,
     pub instance_id: String,
     pub private_ip: Option<String>,
+    /// The machine's IPv4 address on the host bridge, when it has one.
+    pub private_ipv4: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub cordoned: bool,
@@ -81,7 +83,8 @@ pub struct MachineFilter {
 
 const SELECT: &str = "SELECT m.id, m.app, m.name, m.region, m.state, m.version, m.instance_id,
     m.private_ip, m.created_at, m.updated_at, m.cordoned, m.metadata, m.restart_count,
-    v.config, v.image_ref
+    v.config, v.image_ref,
+    (SELECT a.ip FROM ip_allocations a WHERE a.owner = m.id AND a.ip NOT LIKE '%:%' LIMIT 1)
     FROM machines m JOIN machine_versions v ON v.version = m.version";
 
 fn parse_json(s: &str, what: &'static str) -> rusqlite::Result<Value> {
@@ -120,6 +123,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MachineRecord> {
         image_ref: image_ref
             .map(|s| parse_json(&s, "machine_versions.image_ref"))
             .transpose()?,
+        private_ipv4: r.get(15)?,
     })
 }
 
