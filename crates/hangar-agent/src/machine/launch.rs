@@ -121,7 +121,7 @@ impl Agent {
             .map_err(|e| AgentError::Internal(format!("{}: {e}", paths.dir().display())))?;
         // A failed create may have left images unpulled; a restart after an
         // agent upgrade may need them again.
-        self.ensure_images(&config).await?;
+        self.ensure_images(&config, &machine.id).await?;
         let mut machine = machine.clone();
         if let Some(ip) = self.ensure_network(&machine).await? {
             machine.private_ip = Some(ip);

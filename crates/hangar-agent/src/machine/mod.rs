@@ -17,6 +17,7 @@
 
 mod cgroup;
 mod errors;
+mod images;
 mod launch;
 mod monitor;
 mod paths;
@@ -255,21 +256,8 @@ impl Agent {
         machine: &MachineRecord,
         config: &MachineConfig,
     ) -> Result<(), AgentError> {
-        self.ensure_images(config).await?;
+        self.ensure_images(config, &machine.id).await?;
         self.ensure_network(machine).await.map(|_| ())
-    }
-
-    /// Makes sure every image of `config` is in the image store.
-    async fn ensure_images(&self, config: &MachineConfig) -> Result<(), AgentError> {
-        for reference in spec::image_refs(config) {
-            if self.0.images.get(&reference)?.is_none() {
-                self.0
-                    .images
-                    .pull(&reference, &self.0.config.registry_auth, &|_| {})
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Allocates the machine's addresses and makes its network namespace;

@@ -390,6 +390,24 @@ impl Store {
         Ok(rec)
     }
 
+    /// Appends an event to a machine without changing its state (e.g. image
+    /// pull progress); its status is the machine's current state.
+    pub async fn record_event(&self, machine_id: &str, event: NewEvent) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        let id = machine_id.to_owned();
+        let seq = self
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let cur = get_in(&tx, &id)?;
+                let seq = events::append(&tx, &id, &cur.version, cur.state.as_str(), &event, now)?;
+                tx.commit()?;
+                Ok(seq)
+            })
+            .await?;
+        self.notify(seq);
+        Ok(())
+    }
+
     /// Sets or clears the `cordoned` flag (no new version).
     pub async fn set_cordoned(
         &self,
