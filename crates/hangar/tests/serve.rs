@@ -120,7 +120,7 @@ async fn seed_000_app_and_log_shipper_start_in_dependency_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_and_an_image_update() {
+async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_an_image_update_and_a_server_restart() {
     let registry = Registry::start().unwrap();
     let v1 = pushed_image(&registry, "e2e/vol:1").await;
     let v2_image = ImageBuilder::new()
@@ -216,6 +216,42 @@ async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_and_an_image_upda
         .await;
     assert_eq!(s, StatusCode::OK, "{versions}");
     assert_eq!(versions.as_array().map(Vec::len), Some(2), "{versions}");
+
+    // SIGKILL the server: the machine keeps running with its volume; the
+    // restarted server re-attaches it, and a stop/start after that still
+    // finds the data.
+    let mut server = server;
+    let pids = server.machine_pids(&id);
+    assert!(!pids.is_empty(), "the machine runs");
+    server.sigkill();
+    assert!(
+        pids.iter().all(|p| common::alive(*p)),
+        "the machine outlives the server"
+    );
+    server.spawn().await;
+    assert_eq!(server.state("e2e-vol", &id).await, "started");
+    server
+        .exec_ok(
+            "e2e-vol",
+            &id,
+            None,
+            &["sh", "-c", "echo more >> /data/keep"],
+        )
+        .await;
+    let (s, b) = server
+        .post(&format!("/apps/e2e-vol/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "stop after the restart: {b}");
+    server.wait_ok("e2e-vol", &id, "stopped", 30).await;
+    let (s, b) = server
+        .post(&format!("/apps/e2e-vol/machines/{id}/start"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "start after the restart: {b}");
+    server.wait_ok("e2e-vol", &id, "started", 30).await;
+    let out = server
+        .exec_ok("e2e-vol", &id, None, &["cat", "/data/keep"])
+        .await;
+    assert_eq!(out, "kept\nmore\n", "volume data across a server restart");
 }
 
 #[tokio::test(flavor = "multi_thread")]
