@@ -307,3 +307,26 @@ fn every_strategy_spelling() {
         assert_eq!(want.as_str(), s);
     }
 }
+
+#[test]
+fn restart_policy_spellings() {
+    for (written, sent) in [
+        ("always", "always"),
+        ("never", "never"),
+        ("no", "no"),
+        ("on-failure", "on-failure"),
+        ("on-fail", "on-failure"),
+    ] {
+        let toml = FlyToml::parse(
+            &format!("[[restart]]\npolicy = \"{written}\"\nretries = 2\n"),
+            std::path::Path::new("fly.toml"),
+        )
+        .unwrap();
+        let plans = toml.plan("img").unwrap();
+        assert_eq!(
+            plans[0].config["restart"],
+            json!({"policy": sent, "max_retries": 2}),
+            "{written}"
+        );
+    }
+}

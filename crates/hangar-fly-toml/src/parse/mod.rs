@@ -247,7 +247,13 @@ fn read_restarts(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Model) -> R<()> {
         let mut obj = Map::new();
         match t.str(cx, "policy")? {
             Some(p) => {
-                let mode = RestartMode::from(p.value.as_str());
+                // `on-fail` is flyctl's spelling of the API's `on-failure`.
+                let policy = if p.value == "on-fail" {
+                    "on-failure".to_owned()
+                } else {
+                    p.value.clone()
+                };
+                let mode = RestartMode::from(policy.as_str());
                 if !mode.is_known() {
                     return Err(cx.err(
                         p.pos,
@@ -258,7 +264,7 @@ fn read_restarts(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Model) -> R<()> {
                         ),
                     ));
                 }
-                obj.insert("policy".into(), p.value.into());
+                obj.insert("policy".into(), policy.into());
             }
             None => return Err(t.missing(cx, "policy", "required (always, never or on-failure)")),
         }
