@@ -1,5 +1,14 @@
 -- wrk script for bench/proxy.sh: prints one machine-readable line with the
 -- run's totals and latency percentiles (microseconds) when the run ends.
+-- With WRK_DELAY_MS set, each connection waits that long between requests
+-- (a paced load below saturation).
+local pace = tonumber(os.getenv("WRK_DELAY_MS") or "")
+if pace then
+  delay = function()
+    return pace
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
