@@ -55,12 +55,18 @@ pub async fn acquire(
     loop {
         let eligible =
             |l: &&Arc<Live>| !l.cordoned() && prefs.instance.as_deref().is_none_or(|id| id == l.id);
-        let ready =
-            || {
-                group.machines.iter().filter(eligible).filter(|l| {
-                    l.running() && l.healthy() && !avoid.iter().any(|a| Arc::ptr_eq(a, l))
-                })
-            };
+        // Ties go round-robin: the scan starts at a rotating machine.
+        let offset = shared.next_rotation() % group.machines.len().max(1);
+        let ready = || {
+            group
+                .machines
+                .iter()
+                .cycle()
+                .skip(offset)
+                .take(group.machines.len())
+                .filter(eligible)
+                .filter(|l| l.running() && l.healthy() && !avoid.iter().any(|a| Arc::ptr_eq(a, l)))
+        };
         let best = |limit: u32| {
             ready()
                 .filter(|l| l.load() < limit)

@@ -100,6 +100,8 @@ pub struct Catalog {
     pub lives: Vec<Arc<Live>>,
     /// Machines with services but no address (`--network none`).
     pub unreachable: usize,
+    /// Service checks to run, per machine service.
+    pub checks: Vec<(LiveKey, Arc<Live>, Vec<crate::checks::Probe>)>,
 }
 
 /// Key of a [`Live`] across refreshes.
@@ -172,6 +174,7 @@ pub fn build(
     let mut next_registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
     let mut ports: HashMap<u16, (Handlers, HashMap<String, GroupBuild>)> = HashMap::new();
     let mut unreachable = 0;
+    let mut checks = Vec::new();
     for m in machines {
         if m.state == MachineState::Other {
             continue;
@@ -207,6 +210,15 @@ pub fn build(
                     })
                     .clone();
                 live.set_api_state(m.state, m.cordoned, asked);
+                let probes: Vec<_> = service
+                    .checks
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| crate::checks::Probe::of(c, internal_port))
+                    .collect();
+                if !probes.is_empty() {
+                    checks.push((key, live.clone(), probes));
+                }
                 live
             });
             let conc = service.concurrency.clone().unwrap_or_default();
@@ -276,5 +288,6 @@ pub fn build(
         ports,
         lives,
         unreachable,
+        checks,
     }
 }

@@ -23,6 +23,7 @@ mod autostop;
 mod balance;
 mod body;
 mod catalog;
+mod checks;
 mod clock;
 mod conn;
 mod control;

@@ -109,6 +109,10 @@ impl Live {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
     pub fn load(&self) -> u32 {
         self.load.load(Ordering::Relaxed)
     }

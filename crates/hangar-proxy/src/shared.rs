@@ -23,6 +23,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     catalog: RwLock<Arc<Catalog>>,
+    rotation: std::sync::atomic::AtomicUsize,
     refresh_now: Notify,
     generation: watch::Sender<u64>,
 }
@@ -41,6 +42,7 @@ impl Shared {
             metrics: Metrics::default(),
             tls,
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            rotation: std::sync::atomic::AtomicUsize::new(0),
             refresh_now: Notify::new(),
             generation: watch::channel(0).0,
         }
@@ -49,6 +51,12 @@ impl Shared {
     /// The current routing table.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// A counter for round-robin tie breaks.
+    pub fn next_rotation(&self) -> usize {
+        self.rotation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks the refresh loop to re-read the machine list now.
@@ -82,6 +90,7 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
     let mut registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
     let mut listeners = Listeners(HashMap::new());
     let mut failed_ports: HashMap<u16, u64> = HashMap::new();
+    let mut checkers = crate::checks::Checkers::default();
     let mut warned_unreachable = false;
     let mut last_error: Option<String> = None;
     loop {
@@ -89,7 +98,8 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
         match shared.fleet.machines().await {
             Ok(machines) => {
                 last_error = None;
-                let cat = catalog::build(&machines, asked, &mut registry);
+                let mut cat = catalog::build(&machines, asked, &mut registry);
+                checkers.sync(std::mem::take(&mut cat.checks));
                 if cat.unreachable > 0 && !warned_unreachable {
                     warned_unreachable = true;
                     tracing::warn!(

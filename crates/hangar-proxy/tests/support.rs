@@ -1,0 +1,337 @@
+//! A fleet for the proxy's loopback tests: each "machine" is a real HTTP
+//! (or TCP echo) server on its own 127.x.y.z address, started and stopped
+//! through the [`Fleet`] seam the way the Machines API would.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hangar_proxy::{Fleet, FleetError, MachineInfo, MachineState, Proxy, ProxyOptions};
+use hangar_types::config::MachineService;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What a test machine serves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// HTTP: `/` answers `ID\n` then the request's headers, one per line;
+    /// `/slow` sleeps the machine's delay first; `/health` answers 200 or 503.
+    Http,
+    /// Echoes bytes back.
+    Echo,
+}
+
+pub struct TestMachine {
+    pub info: MachineInfo,
+    pub kind: Kind,
+    pub healthy: Arc<AtomicBool>,
+    pub delay_ms: Arc<AtomicU64>,
+    pub start_delay: Duration,
+    pub served: Arc<AtomicU32>,
+    pub task: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+pub struct TestFleet {
+    pub machines: Mutex<Vec<TestMachine>>,
+    pub starts: AtomicU32,
+    pub stops: AtomicU32,
+    pub suspends: AtomicU32,
+}
+
+/// A loopback address no other test uses (random 127.x.y.z).
+pub fn loopback_ip() -> IpAddr {
+    static N: AtomicU32 = AtomicU32::new(1);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        (pid % 200) as u8 + 20,
+        ((pid / 200) % 250) as u8 + 1,
+        (n % 250) as u8 + 1,
+    ))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestFleet {
+    pub fn new() -> Arc<TestFleet> {
+        Arc::new(TestFleet::default())
+    }
+
+    /// Adds a machine of `app` (stopped unless `started`) serving
+    /// `services` (a JSON array of `MachineService`).
+    pub async fn add(
+        &self,
+        app: &str,
+        id: &str,
+        kind: Kind,
+        services: serde_json::Value,
+        started: bool,
+    ) -> SocketAddr {
+        let services: Vec<MachineService> = serde_json::from_value(services).unwrap();
+        let port = services[0].internal_port.unwrap() as u16;
+        let ip = loopback_ip();
+        let m = TestMachine {
+            info: MachineInfo {
+                app: app.into(),
+                id: id.into(),
+                state: MachineState::Stopped,
+                region: "local".into(),
+                private_ip: Some(ip),
+                cordoned: false,
+                services,
+            },
+            kind,
+            healthy: Arc::new(AtomicBool::new(true)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+            start_delay: Duration::ZERO,
+            served: Arc::new(AtomicU32::new(0)),
+            task: None,
+        };
+        self.machines.lock().unwrap().push(m);
+        if started {
+            self.run(id).await;
+        }
+        SocketAddr::new(ip, port)
+    }
+
+    pub fn with<R>(&self, id: &str, f: impl FnOnce(&mut TestMachine) -> R) -> R {
+        let mut ms = self.machines.lock().unwrap();
+        let m = ms
+            .iter_mut()
+            .find(|m| m.info.id == id)
+            .expect("test machine");
+        f(m)
+    }
+
+    pub fn state(&self, id: &str) -> MachineState {
+        self.with(id, |m| m.info.state)
+    }
+
+    pub fn served(&self, id: &str) -> u32 {
+        self.with(id, |m| m.served.load(Ordering::SeqCst))
+    }
+
+    async fn run(&self, id: &str) {
+        let (addr, kind, healthy, delay, served, start_delay) = self.with(id, |m| {
+            m.info.state = MachineState::Started;
+            (
+                SocketAddr::new(
+                    m.info.private_ip.unwrap(),
+                    m.info.services[0].internal_port.unwrap() as u16,
+                ),
+                m.kind,
+                m.healthy.clone(),
+                m.delay_ms.clone(),
+                m.served.clone(),
+                m.start_delay,
+            )
+        });
+        let id2 = id.to_owned();
+        let task = tokio::spawn(async move {
+            // Like a booting machine: the port opens a little later.
+            tokio::time::sleep(start_delay).await;
+            let listener = TcpListener::bind(addr).await.expect("test machine bind");
+            serve(listener, id2, kind, healthy, delay, served).await;
+        });
+        self.with(id, |m| m.task = Some(task));
+    }
+
+    fn halt(&self, id: &str) {
+        self.with(id, |m| {
+            m.info.state = MachineState::Stopped;
+            if let Some(t) = m.task.take() {
+                t.abort();
+            }
+        });
+    }
+}
+
+impl Drop for TestFleet {
+    fn drop(&mut self) {
+        for m in self.machines.lock().unwrap().iter_mut() {
+            if let Some(t) = m.task.take() {
+                t.abort();
+            }
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    id: String,
+    kind: Kind,
+    healthy: Arc<AtomicBool>,
+    delay: Arc<AtomicU64>,
+    served: Arc<AtomicU32>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let id = id.clone();
+        let (healthy, delay, served) = (healthy.clone(), delay.clone(), served.clone());
+        conns.spawn(async move {
+            if kind == Kind::Echo {
+                served.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let id = id.clone();
+                let (healthy, delay, served) = (healthy.clone(), delay.clone(), served.clone());
+                async move {
+                    let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                    match req.uri().path() {
+                        "/health" => {
+                            if !healthy.load(Ordering::SeqCst) {
+                                *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                            }
+                        }
+                        path => {
+                            served.fetch_add(1, Ordering::SeqCst);
+                            if path == "/slow" {
+                                let ms = delay.load(Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            let mut text = format!("{id}\n");
+                            for (k, v) in req.headers() {
+                                text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
+                            }
+                            *resp.body_mut() = Full::new(Bytes::from(text));
+                        }
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[async_trait]
+impl Fleet for TestFleet {
+    async fn machines(&self) -> Result<Vec<MachineInfo>, FleetError> {
+        Ok(self
+            .machines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.info.clone())
+            .collect())
+    }
+
+    async fn start(&self, _app: &str, id: &str) -> Result<(), FleetError> {
+        if self.state(id) == MachineState::Started {
+            return Err(FleetError::Status {
+                url: format!("test://{id}/start"),
+                status: 412,
+                body: "already started".into(),
+            });
+        }
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        self.run(id).await;
+        Ok(())
+    }
+
+    async fn stop(&self, _app: &str, id: &str) -> Result<(), FleetError> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        self.halt(id);
+        Ok(())
+    }
+
+    async fn suspend(&self, _app: &str, id: &str) -> Result<(), FleetError> {
+        self.suspends.fetch_add(1, Ordering::SeqCst);
+        Err(FleetError::Status {
+            url: format!("test://{id}/suspend"),
+            status: 501,
+            body: "suspend is not supported".into(),
+        })
+    }
+}
+
+/// Proxy options for tests: loopback, fast refresh, short timeouts.
+pub fn options() -> ProxyOptions {
+    ProxyOptions {
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        refresh: Duration::from_millis(100),
+        metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        autostop_period: Duration::from_secs(3600),
+        queue_timeout: Duration::from_millis(500),
+        start_timeout: Duration::from_secs(5),
+        ..ProxyOptions::default()
+    }
+}
+
+pub async fn start_proxy(fleet: &Arc<TestFleet>, opts: ProxyOptions) -> Proxy {
+    let proxy = Proxy::start(opts, "local", fleet.clone(), None)
+        .await
+        .unwrap();
+    proxy.refresh().await;
+    proxy
+}
+
+/// Waits (at most 5 s) until `port` accepts connections on loopback.
+pub async fn wait_port(port: u16) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("port {port} never accepted");
+}
+
+pub fn http_service(internal: u16, public: u16) -> serde_json::Value {
+    serde_json::json!([{"protocol": "tcp", "internal_port": internal,
+        "ports": [{"port": public, "handlers": ["http"]}]}])
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+pub async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
+    let r = client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
