@@ -20,6 +20,7 @@ macro_rules! exit_codes {
 
 mod apps;
 pub mod client;
+mod deploy;
 mod diff;
 mod flags;
 mod machine;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Scale an app's machines.
     #[command(subcommand)]
     Scale(scale::ScaleCommand),
+    /// Deploy the app described by fly.toml (an image; hangar does not build).
+    #[command(after_help = concat!("The first deploy of a process group creates two machines (autostop/autostart)\nwhen it has services, one plus a stopped standby when it has none, one when it\nmounts a volume. Later deploys update the machines in place: rolling (one at a\ntime, waiting for started and checks) or immediate (all at once).\n\nExamples:\n  hangar deploy\n  hangar deploy -c path/to/fly.toml --image registry.local/app:v2\n  hangar deploy --image-rewrite nginx:latest=127.0.0.1:5000/nginx:1 --yes\n\n", exit_codes!()))]
+    Deploy(Box<deploy::DeployArgs>),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -76,6 +80,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Secrets(c) => secrets::run(&client, c).await,
         Command::Tokens(c) => tokens::run(&client, c).await,
         Command::Scale(c) => scale::run(&client, c).await,
+        Command::Deploy(a) => deploy::run(&client, *a).await,
     }
 }
 

@@ -81,6 +81,7 @@ async fn session(
             .wait_for(app, &id, "started", START_WAIT)
             .await
             .with_context(|| format!("machine {id} did not start"))?;
+        exec_ready(client, app, &id).await?;
         lines(client, app, &id).await
     }
     .await;
@@ -92,6 +93,23 @@ async fn session(
         Err(e) => eprintln!("hangar: destroying machine {id}: {e}"),
     }
     result
+}
+
+/// Waits until the machine accepts exec: `started` can come before its
+/// container runs (at most 60 s, probing with `true`).
+async fn exec_ready(client: &Client, app: &str, id: &str) -> anyhow::Result<()> {
+    let path = format!("/apps/{app}/machines/{id}/exec");
+    let body = json!({"command": ["true"], "timeout": 10});
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match client.post(&path, &body).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e).context(format!("machine {id} never accepted commands"));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn lines(client: &Client, app: &str, id: &str) -> anyhow::Result<ExitCode> {
