@@ -120,7 +120,8 @@ async fn seed_000_app_and_log_shipper_start_in_dependency_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_an_image_update_and_a_server_restart() {
+async fn stop_start_blanks_the_rootfs_and_a_volume_survives_it_an_image_update_and_a_server_restart()
+ {
     let registry = Registry::start().unwrap();
     let v1 = pushed_image(&registry, "e2e/vol:1").await;
     let v2_image = ImageBuilder::new()
@@ -617,4 +618,59 @@ async fn bridged_machines_answer_the_host_on_both_addresses_and_reach_each_other
             .await;
         assert!(out.starts_with("second"), "{target}: {out}");
     }
+    // By name: `<id>.vm.<app>.internal` of a machine that started after the
+    // first one (its /etc/hosts is kept up to date), and `<app>.internal`.
+    let second = id_of(&machines[1]);
+    let by_name = format!("http://{second}.vm.e2e-bridge.internal:8080/");
+    let mut named = None;
+    for _ in 0..50 {
+        let (_, b) = server
+            .exec(
+                "e2e-bridge",
+                &first,
+                None,
+                &["wget", "-q", "-O", "-", &by_name],
+            )
+            .await;
+        if b["exit_code"] == json!(0) {
+            named = b["stdout"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let named = named.unwrap_or_else(|| panic!("{by_name} never answered"));
+    assert!(named.starts_with("second"), "{named}");
+    let out = server
+        .exec_ok(
+            "e2e-bridge",
+            &first,
+            None,
+            &["wget", "-q", "-O", "-", "http://e2e-bridge.internal:8080/"],
+        )
+        .await;
+    assert!(
+        out.starts_with("first") || out.starts_with("second"),
+        "{out}"
+    );
+    // Once the second machine stops, the first no longer lists it.
+    let (s, b) = server
+        .post(
+            &format!("/apps/e2e-bridge/machines/{second}/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    server.wait_ok("e2e-bridge", &second, "stopped", 30).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let hosts = server
+            .exec_ok("e2e-bridge", &first, None, &["cat", "/etc/hosts"])
+            .await;
+        if !hosts.contains(&second) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "{second} left the first machine's /etc/hosts");
 }

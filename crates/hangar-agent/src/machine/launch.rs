@@ -126,7 +126,8 @@ impl Agent {
         if let Some(ip) = self.ensure_network(&machine).await? {
             machine.private_ip = Some(ip);
         }
-        let volumes = self.mount_volumes(&machine, &config).await?;
+        let mut volumes = self.mount_volumes(&machine, &config).await?;
+        volumes.extend(self.etc_mounts(&machine).await?);
         let secrets = self.0.store.secret_values(&machine.app).await?;
         let spec = spec::build(&machine, &config, &self.0.images, secrets, volumes, &paths)?;
         write_private(

@@ -17,6 +17,7 @@
 
 mod cgroup;
 mod errors;
+mod etc;
 mod images;
 mod launch;
 mod monitor;
@@ -206,7 +207,7 @@ impl Agent {
         to: MachineState,
         event: NewEvent,
     ) -> Result<MachineRecord, AgentError> {
-        Ok(self
+        let record = self
             .0
             .store
             .transition(Transition {
@@ -214,7 +215,23 @@ impl Agent {
                 to,
                 event,
             })
-            .await?)
+            .await?;
+        // The app's running machines name each other in /etc/hosts; that is
+        // brought up to date in the background.
+        if self.0.network.is_some()
+            && matches!(
+                to,
+                MachineState::Started
+                    | MachineState::Stopped
+                    | MachineState::Failed
+                    | MachineState::Destroyed
+            )
+        {
+            let agent = self.clone();
+            let app = record.app.clone();
+            tokio::spawn(async move { agent.refresh_app_etc(&app).await });
+        }
+        Ok(record)
     }
 
     /// Assembles a machine the API has recorded in `created` (images, network,
