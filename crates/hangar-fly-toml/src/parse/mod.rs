@@ -90,6 +90,8 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Model, Vec<Warning>), Fl
     machine::read_machine_config(&mut cx, &root, &mut m)?;
     machine::read_metrics_statics(&mut cx, &root, &mut m)?;
     check_groups(&cx, &m)?;
+    // In the order of the file, not the order sections were read.
+    cx.warnings.sort_by_key(|w| (w.line, w.column));
     Ok((m, cx.warnings))
 }
 
