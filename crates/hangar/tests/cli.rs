@@ -253,6 +253,49 @@ async fn apps_secrets_tokens_exit_codes_and_bad_fly_toml() {
         "{out:?}"
     );
 
+    // Volumes.
+    let v = hangar(
+        &server,
+        &[
+            "volumes", "create", "data", "-a", "cli-apps", "--size", "1", "--json",
+        ],
+    )
+    .ok("volumes create")
+    .json();
+    let vol = v["id"].as_str().expect("volume id").to_owned();
+    hangar(
+        &server,
+        &["volumes", "extend", "-a", "cli-apps", &vol, "--size", "2"],
+    )
+    .ok("volumes extend");
+    let shown = hangar(
+        &server,
+        &["volumes", "show", "-a", "cli-apps", &vol, "--json"],
+    )
+    .ok("volumes show")
+    .json();
+    assert_eq!(shown["size_gb"], 2, "{shown}");
+    let table = hangar(&server, &["volumes", "list", "-a", "cli-apps"]).ok("volumes list");
+    assert!(
+        table.stdout.contains(&vol) && table.stdout.contains("2GB"),
+        "{table:?}"
+    );
+    hangar(
+        &server,
+        &["volumes", "destroy", "-a", "cli-apps", &vol, "--yes"],
+    )
+    .ok("volumes destroy");
+    let left = hangar(&server, &["volumes", "list", "-a", "cli-apps", "--json"])
+        .ok("volumes list")
+        .json();
+    assert!(
+        left.as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["id"] != json!(vol) || v["state"] == "destroyed"),
+        "{left}"
+    );
+
     // Destroy asks; "no" keeps the app.
     hangar_full(
         &server,
@@ -822,11 +865,15 @@ async fn deploy_seed_003_seed_000_and_a_standby_group() {
             .await;
     }
 
-    // A group without services: one machine and a stopped standby for it.
+    // A group without services gets one machine and a stopped standby; a
+    // group with a volume gets one machine with the volume mounted.
+    let web2 = pushed_image(&registry, "cli/web:2").await;
     let worker = tempfile::tempdir().unwrap();
     std::fs::write(
         worker.path().join("fly.toml"),
-        format!("app = \"cli-worker\"\n\n[build]\n  image = \"{web}\"\n\n[processes]\n  worker = \"{TESTAPP} sleep 600\"\n"),
+        format!(
+            "app = \"cli-worker\"\n\n[build]\n  image = \"{web}\"\n\n[processes]\n  worker = \"{TESTAPP} sleep 600\"\n  db = \"{TESTAPP} sleep 600\"\n\n[mounts]\n  source = \"data\"\n  destination = \"/data\"\n  processes = [\"db\"]\n"
+        ),
     )
     .unwrap();
     let out = hangar_full(&server, worker.path(), &["deploy"], "", &[]);
@@ -837,12 +884,18 @@ async fn deploy_seed_003_seed_000_and_a_standby_group() {
         server.log()
     );
     let ms = live_machines(&server, "cli-worker").await;
-    assert_eq!(ms.len(), 2, "{ms:#?}");
-    let running: Vec<&Value> = ms
+    let group = |g: &str| -> Vec<Value> {
+        ms.iter()
+            .filter(|m| m["config"]["metadata"]["fly_process_group"] == g)
+            .cloned()
+            .collect()
+    };
+    let workers = group("worker");
+    let running: Vec<&Value> = workers
         .iter()
         .filter(|m| m["config"]["standbys"].is_null())
         .collect();
-    let standbys: Vec<&Value> = ms
+    let standbys: Vec<&Value> = workers
         .iter()
         .filter(|m| !m["config"]["standbys"].is_null())
         .collect();
@@ -850,6 +903,50 @@ async fn deploy_seed_003_seed_000_and_a_standby_group() {
     assert_eq!(running[0]["state"], "started");
     assert_eq!(standbys[0]["config"]["standbys"], json!([running[0]["id"]]));
     assert_ne!(standbys[0]["state"], "started");
+    let db = group("db");
+    assert_eq!(db.len(), 1, "{ms:#?}");
+    let db_id = db[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(db[0]["config"]["mounts"][0]["path"], "/data");
+    let vols = hangar(&server, &["volumes", "list", "-a", "cli-worker", "--json"])
+        .ok("volumes list")
+        .json();
+    assert_eq!(vols[0]["name"], "data", "{vols}");
+    assert_eq!(vols[0]["attached_machine_id"], json!(db_id));
+    assert_eq!(db[0]["config"]["mounts"][0]["volume"], vols[0]["id"]);
+    server
+        .exec_ok(
+            "cli-worker",
+            &db_id,
+            None,
+            &["sh", "-c", "echo kept > /data/f"],
+        )
+        .await;
+
+    // An immediate redeploy updates every machine in place; the volume stays.
+    let out = hangar_full(
+        &server,
+        worker.path(),
+        &["deploy", "--strategy", "immediate", "--image", &web2],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, 0, "immediate redeploy: {out:#?}");
+    assert!(out.stderr.contains("(immediate)"), "{out:?}");
+    let after = live_machines(&server, "cli-worker").await;
+    assert_eq!(after.len(), 3, "{after:#?}");
+    for m in &after {
+        assert_eq!(m["config"]["image"], json!(web2), "{m:#}");
+    }
+    let standby = after
+        .iter()
+        .find(|m| !m["config"]["standbys"].is_null())
+        .unwrap();
+    assert_eq!(standby["config"]["standbys"], json!([running[0]["id"]]));
+    server.wait_ok("cli-worker", &db_id, "started", 60).await;
+    let kept = server
+        .exec_ok("cli-worker", &db_id, None, &["cat", "/data/f"])
+        .await;
+    assert_eq!(kept, "kept\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
