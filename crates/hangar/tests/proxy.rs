@@ -223,3 +223,158 @@ async fn cold_request_starts_a_stopped_machine_and_gets_200() {
         "one start at create, one by the proxy: {starts}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_spreads_an_unhealthy_machine_leaves_rotation_and_raw_tcp_with_proxy_protocol() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-lb:1").await;
+    let env = ProxyEnv::start(&[]).await;
+    let port = free_port();
+    env.server.create_app("lb").await;
+    let services = |extra: Value| {
+        let mut s = json!([{"protocol": "tcp", "internal_port": 8080, "autostop": "off",
+            "ports": [{"port": port, "handlers": ["http"]}]}]);
+        if !extra.is_null() {
+            s[0]["checks"] = extra;
+        }
+        s
+    };
+    let check =
+        json!([{"type": "http", "path": "/health", "interval": "200ms", "timeout": "200ms"}]);
+    // m1 fails /health for its first 8 seconds; m2 always passes.
+    let m1 = env
+        .server
+        .create_machine(
+            "lb",
+            http_machine(
+                &image,
+                "one",
+                services(check.clone()),
+                &["--healthy-after", "8"],
+            ),
+        )
+        .await;
+    let m2 = env
+        .server
+        .create_machine("lb", http_machine(&image, "two", services(check), &[]))
+        .await;
+    // A TCP echo machine behind a raw port and a PROXY protocol port.
+    env.server.create_app("echo").await;
+    let (raw, pp) = (free_port(), free_port());
+    let echo = env
+        .server
+        .create_machine(
+            "echo",
+            json!({"config": {"image": image, "init": {"cmd": [TESTAPP, "serve-tcp", "9000"]},
+                "services": [{"protocol": "tcp", "internal_port": 9000, "ports": [
+                    {"port": raw}, {"port": pp, "handlers": ["proxy_proto"]}]}]}}),
+        )
+        .await;
+    for (app, m) in [("lb", &m1), ("lb", &m2), ("echo", &echo)] {
+        env.server.wait_ok(app, &id_of(m), "started", 30).await;
+    }
+    env.get_ok(port, "lb", "/").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // While m1 fails its check, everything goes to m2.
+    for _ in 0..8 {
+        let (s, body) = env.get(port, "lb", "/").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.starts_with("two"), "m1 is failing its check: {body}");
+    }
+    // Once it passes, it is back, and load spreads over both.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            let (s, body) = env.get(port, "lb", "/").await;
+            assert_eq!(s, StatusCode::OK);
+            seen.insert(body.lines().next().unwrap_or_default().to_owned());
+        }
+        if seen.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "m1 never came back: {seen:?}\nlog:\n{}",
+            env.server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", raw))
+        .await
+        .unwrap();
+    c.write_all(b"hello\n").await.unwrap();
+    let mut buf = [0u8; 6];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut buf))
+        .await
+        .expect("echo through the raw TCP port")
+        .unwrap();
+    assert_eq!(&buf, b"hello\n");
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", pp))
+        .await
+        .unwrap();
+    let local = c.local_addr().unwrap();
+    c.write_all(b"!").await.unwrap();
+    let want = format!("PROXY TCP4 127.0.0.1 127.0.0.1 {} {pp}\r\n!", local.port());
+    let mut buf = vec![0u8; want.len()];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut buf))
+        .await
+        .expect("echo through the PROXY protocol port")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&buf), want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_machines_are_stopped_down_to_min_machines_running() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-idle:1").await;
+    let env = ProxyEnv::start(&["--autostop-period", "1s"]).await;
+    let port = free_port();
+    env.server.create_app("idle").await;
+    let services = json!([{"protocol": "tcp", "internal_port": 8080, "autostop": "stop",
+        "min_machines_running": 1, "ports": [{"port": port, "handlers": ["http"]}]}]);
+    let mut ids = Vec::new();
+    for body in ["i1", "i2", "i3"] {
+        let m = env
+            .server
+            .create_machine("idle", http_machine(&image, body, services.clone(), &[]))
+            .await;
+        ids.push(id_of(&m));
+    }
+    for id in &ids {
+        env.server.wait_ok("idle", id, "started", 30).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut running = 0;
+        for id in &ids {
+            if env.server.state("idle", id).await == "started" {
+                running += 1;
+            }
+        }
+        if running == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{running} machines still run\nlog:\n{}",
+            env.server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // It stays at one, and that one still answers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut running = 0;
+    for id in &ids {
+        if env.server.state("idle", id).await == "started" {
+            running += 1;
+        }
+    }
+    assert_eq!(running, 1, "never below min_machines_running");
+    let (s, _) = env.get(port, "idle", "/").await;
+    assert_eq!(s, StatusCode::OK);
+    let m = env.metrics().await;
+    assert_eq!(metric(&m, "hangar_proxy_autostops_total"), 2.0, "{m}");
+}
