@@ -161,7 +161,7 @@ pub enum MachineCommand {
         ids: Vec<String>,
     },
     /// Show, take or release a machine's lease.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = concat!("Examples:\n  hangar machine lease acquire -a my-app 3d8d9014b32e89 --ttl 60\n  hangar machine lease show -a my-app 3d8d9014b32e89\n\n", exit_codes!()))]
     Lease(ops::LeaseCommand),
     /// A machine's logs: not available (see --help).
     #[command(after_help = concat!("The Machines API that hangar serve offers has no logs endpoint yet, so this\ncommand cannot show logs; it exits 1 saying so.\n\nExamples:\n  hangar machine logs -a my-app 3d8d9014b32e89 -f\n\n", exit_codes!()))]
