@@ -27,6 +27,8 @@ const APP: &str = "bench";
 const ITERATIONS: usize = 20;
 /// Machines created and started at once.
 const FLEET: usize = 100;
+/// Machines created and never started (`skip_launch`), for the RSS figure.
+const IDLE: usize = 1000;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -221,7 +223,8 @@ async fn serve_benchmarks() {
     let pid = std::process::id();
     let mut guard = BridgeGuard {
         bridge: format!("bnch{}", pid % 100_000),
-        subnet: format!("10.247.{}.0/24", pid % 250),
+        // Room for the 1000 idle machines and the rest.
+        subnet: format!("10.{}.{}.0/21", 232 + pid % 8, (pid / 8 % 32) * 8),
         net: None,
     };
     let registry = Registry::start().unwrap();
@@ -350,6 +353,40 @@ async fn serve_benchmarks() {
     let running_now = FLEET + ITERATIONS + 1;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_running = rss_mib(server_pid);
+    // 1000 more machines that are created but not started (16 creates in
+    // flight at a time): the RSS with those and the fleet running.
+    let idle_config = {
+        let mut c = config.clone();
+        c["skip_launch"] = json!(true);
+        c
+    };
+    let t = Instant::now();
+    let mut idle_created = 0usize;
+    for chunk in (0..IDLE).collect::<Vec<_>>().chunks(16) {
+        let mut tasks = Vec::new();
+        for _ in chunk {
+            let (c, url, cfg) = (
+                server.client.clone(),
+                server.url(&format!("/apps/{APP}/machines")),
+                idle_config.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                c.post(url)
+                    .bearer_auth(common::TOKEN)
+                    .json(&cfg)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }));
+        }
+        for t in tasks {
+            idle_created += usize::from(t.await.unwrap());
+        }
+    }
+    let idle_time = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_with_idle = rss_mib(server_pid);
     // Stop the fleet: the RSS with those stopped.
     for id in &fleet {
         stop_stopped(&server, id).await;
@@ -446,15 +483,25 @@ async fn serve_benchmarks() {
     );
     let _ = writeln!(
         report,
-        "| agent RSS, {} running + {FLEET} stopped | {rss_stopped:.1} MiB | ≤ 150 MiB |",
-        ITERATIONS + 1
+        "| {idle_created} machines created with `skip_launch` (16 at a time, total) | {:.2} s | |",
+        idle_time.as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "| agent RSS, {running_now} machines running + {idle_created} created, not started | {rss_with_idle:.1} MiB | ≤ 150 MiB |"
+    );
+    let _ = writeln!(
+        report,
+        "| agent RSS, {} running + {} stopped or never started | {rss_stopped:.1} MiB | ≤ 150 MiB |",
+        ITERATIONS + 1,
+        FLEET + idle_created
     );
     let _ = writeln!(report);
     let _ = writeln!(
         report,
         "Targets from issue 4: start of a stopped single-container machine ≤ 25 ms p50 to `started`: {}; \
-         100 machines ≤ 10 s: {}. The issue asks for RSS at 1000 stopped and 100 running machines; \
-         this run is scaled down to the counts above to fit the time of a run.",
+         100 machines ≤ 10 s: {}. RSS is asked for at 1000 stopped and 100 running machines: \
+         the 1000 here were created and never started (no pilot runs for them either way).",
         if s50 <= 25.0 { "met" } else { "not met" },
         if fleet_time <= Duration::from_secs(10) {
             "met"

@@ -107,6 +107,8 @@ struct Inner {
     runs: Mutex<HashMap<String, Run>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     generation: AtomicU64,
+    /// Apps whose machines' /etc files are queued for a rewrite.
+    etc_queued: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The agent of one host. Cheap to clone.
@@ -150,6 +152,7 @@ impl Agent {
             runs: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            etc_queued: Mutex::default(),
         }));
         agent.recover().await?;
         Ok(agent)
@@ -227,9 +230,7 @@ impl Agent {
                     | MachineState::Destroyed
             )
         {
-            let agent = self.clone();
-            let app = record.app.clone();
-            tokio::spawn(async move { agent.refresh_app_etc(&app).await });
+            self.schedule_etc_refresh(&record.app);
         }
         Ok(record)
     }
