@@ -134,6 +134,8 @@ pub(crate) struct Model {
     /// `config.init` fields: `[experimental] cmd/entrypoint/exec`, `swap_size_mb`.
     pub init: Map<String, Value>,
     pub machine_config: Option<At<String>>,
+    /// Where the `{` of an inline `machine_config` is in the file.
+    pub machine_config_json: Option<Pos>,
     pub container: Option<At<String>>,
     pub metrics: Option<Value>,
     pub statics: Vec<Value>,

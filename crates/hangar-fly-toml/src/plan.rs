@@ -68,7 +68,7 @@ pub(crate) fn plan(
     image: &str,
 ) -> Result<Vec<GroupPlan>, FlyTomlError> {
     let base = match &m.machine_config {
-        Some(mc) => Some(machine_config::load(file, dir, mc)?),
+        Some(mc) => Some(machine_config::load(file, dir, mc, m.machine_config_json)?),
         None => None,
     };
     let target = match &base {

@@ -72,6 +72,34 @@ impl<'a> Lines<'a> {
         Pos { line, column }
     }
 
+    /// The byte offset of a position (the inverse of [`Lines::pos`]).
+    pub fn offset(&self, pos: Pos) -> usize {
+        let Some(&start) = self.starts.get(pos.line.saturating_sub(1)) else {
+            return self.text.len();
+        };
+        self.text[start..]
+            .char_indices()
+            .nth(pos.column.saturating_sub(1))
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
+
+    /// Where the `{` of inline JSON starts inside the TOML string value that
+    /// begins at `value`: past the quotes, the newline a multi-line string
+    /// drops, and leading whitespace. `None` if the string holds no `{`.
+    pub fn inline_json_start(&self, value: Pos) -> Option<Pos> {
+        let at = self.offset(value);
+        let rest = &self.text[at..];
+        let quote = ["'''", "\"\"\"", "'", "\""]
+            .into_iter()
+            .find(|q| rest.starts_with(q))?;
+        let body = &rest[quote.len()..];
+        let skip = body.len() - body.trim_start().len();
+        if !body[skip..].starts_with('{') {
+            return None;
+        }
+        Some(self.pos(at + quote.len() + skip))
+    }
+
     fn span(&self, span: Option<std::ops::Range<usize>>, fallback: Pos) -> Pos {
         span.map_or(fallback, |r| self.pos(r.start))
     }

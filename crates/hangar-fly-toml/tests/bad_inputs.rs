@@ -236,6 +236,17 @@ fn errors_found_while_planning_name_the_key() {
         ),
         "fly.toml:1:18: machine_config: containers[0].depends_on[0]: no container named \"db\""
     );
+    // Inline JSON errors point into the fly.toml.
+    assert_eq!(
+        plan_err(
+            "app = \"a\"\nmachine_config = '''\n{\n  \"containers\": [{\"image\": 7}]\n}\n'''\n"
+        ),
+        "fly.toml:4:28: machine_config: config.containers[0].image: invalid type: integer `7`, expected a string"
+    );
+    assert_eq!(
+        plan_err("machine_config = '{\"guest\": {\"cpus\": \"two\"}}'\n"),
+        "fly.toml:1:42: machine_config: config.guest.cpus: invalid type: string \"two\", expected i64"
+    );
     let missing = plan_err("machine_config = \"no-such-file.json\"\n");
     assert!(
         missing.starts_with("fly.toml:1:18: machine_config: cannot read ./no-such-file.json: "),

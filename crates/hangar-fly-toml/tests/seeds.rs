@@ -84,7 +84,7 @@ fn seed000_inline_machine_config_placeholder_parses_and_plan_names_the_json_erro
     assert_eq!(
         err,
         format!(
-            "{}:1:18: machine_config: inline JSON line 3, column 5: config: expected value",
+            "{}:3:5: machine_config: config: expected value",
             path.display()
         )
     );

@@ -88,6 +88,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Model, Vec<Warning>), Fl
     machine::read_restarts(&mut cx, &root, &mut m)?;
     machine::read_files(&mut cx, &root, &mut m)?;
     machine::read_machine_config(&mut cx, &root, &mut m)?;
+    m.machine_config_json = m
+        .machine_config
+        .as_ref()
+        .and_then(|mc| lines.inline_json_start(mc.pos));
     machine::read_metrics_statics(&mut cx, &root, &mut m)?;
     check_groups(&cx, &m)?;
     // In the order of the file, not the order sections were read.
