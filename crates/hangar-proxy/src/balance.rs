@@ -51,6 +51,7 @@ pub async fn acquire(
     avoid: &[Arc<Live>],
 ) -> Result<LoadGuard, PickError> {
     let deadline = Instant::now() + shared.opts.queue_timeout;
+    let start_deadline = Instant::now() + shared.opts.start_timeout;
     let mut queued = false;
     loop {
         let eligible =
@@ -103,16 +104,19 @@ pub async fn acquire(
         {
             return Ok(g);
         }
-        if ready().next().is_none()
-            && !group
-                .machines
-                .iter()
-                .filter(eligible)
-                .any(|l| l.api_state() == MachineState::Starting)
-        {
-            return Err(PickError::NoMachine(group.app.clone()));
-        }
-        if Instant::now() >= deadline {
+        if ready().next().is_none() {
+            // Nothing runs: wait only for a machine on its way up or down
+            // (a stopping one is started again once it has stopped).
+            let transient = group.machines.iter().filter(eligible).any(|l| {
+                matches!(
+                    l.api_state(),
+                    MachineState::Starting | MachineState::Stopping
+                )
+            });
+            if !transient || Instant::now() >= start_deadline {
+                return Err(PickError::NoMachine(group.app.clone()));
+            }
+        } else if Instant::now() >= deadline {
             return Err(PickError::Capacity(group.app.clone()));
         }
         if !queued {
@@ -138,17 +142,16 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
         match shared.fleet.start(&live.app, &live.id).await {
             Ok(()) => break,
             // Already started or starting (perhaps by someone else): wait
-            // for the port. Stopping: retry the start in a moment.
+            // for the port. Still stopping: start it again once stopped.
             Err(e) if e.status() == Some(412) => {
-                if port_accepts(live).await {
-                    live.mark_started();
-                    shared.request_refresh();
-                    return Ok(());
-                }
                 if Instant::now() >= deadline {
                     return Err(e.to_string());
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                shared.refresh_and_wait(Duration::from_millis(250)).await;
+                match live.api_state() {
+                    MachineState::Started | MachineState::Starting => break,
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
             }
             Err(e) => return Err(e.to_string()),
         }

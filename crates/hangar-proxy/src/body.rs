@@ -27,14 +27,18 @@ impl ProxyBody {
         ProxyBody::Full(Some(Bytes::from_static(s.as_bytes())))
     }
 
+    /// `sender` is the HTTP/1.1 connection to pool when the body ends (none
+    /// for HTTP/2, whose connection is shared).
     pub fn upstream(
         inner: Incoming,
-        sender: SendRequest<Incoming>,
+        sender: Option<SendRequest<Incoming>>,
         live: Arc<Live>,
         guard: LoadGuard,
     ) -> ProxyBody {
         if inner.is_end_stream() {
-            live.checkin(sender);
+            if let Some(sender) = sender {
+                live.checkin(sender);
+            }
             drop(guard);
             return ProxyBody::Upstream {
                 inner,
@@ -44,7 +48,7 @@ impl ProxyBody {
         }
         ProxyBody::Upstream {
             inner,
-            sender: Some((sender, live)),
+            sender: sender.map(|s| (s, live)),
             guard: Some(guard),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hangar_types::config::{AutostopMode, MachineService};
+use hangar_types::config::AutostopMode;
 
 use crate::fleet::{MachineInfo, MachineState};
 use crate::live::Live;
@@ -109,7 +109,7 @@ pub type LiveKey = (String, u16, SocketAddr);
 
 /// Handlers, limits and autostart settings of the first service seen for a
 /// port; later services on the same port add their machines and apps.
-fn handlers_of(service: &MachineService, port: &hangar_types::config::MachinePort) -> Handlers {
+fn handlers_of(port: &hangar_types::config::MachinePort) -> Handlers {
     let names = port.handlers();
     let has = |n: &str| names.iter().any(|h| h.eq_ignore_ascii_case(n));
     Handlers {
@@ -133,8 +133,7 @@ fn handlers_of(service: &MachineService, port: &hangar_types::config::MachinePor
             .http_options
             .as_ref()
             .and_then(|o| o.h2_backend)
-            .unwrap_or(false)
-            && !service.ports().is_empty(),
+            .unwrap_or(false),
     }
 }
 
@@ -226,7 +225,7 @@ pub fn build(
                 for public in public_ports(port) {
                     let (_, apps) = ports
                         .entry(public)
-                        .or_insert_with(|| (handlers_of(service, port), HashMap::new()));
+                        .or_insert_with(|| (handlers_of(port), HashMap::new()));
                     let g = apps.entry(m.app.clone()).or_insert_with(|| GroupBuild {
                         app: m.app.clone(),
                         internal_port,

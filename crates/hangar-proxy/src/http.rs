@@ -154,6 +154,11 @@ async fn forward(
         region: header_string(req.headers(), &FLY_PREFER_REGION),
         instance: header_string(req.headers(), &FLY_FORCE_INSTANCE_ID),
     };
+    let h2_backend = shared
+        .catalog()
+        .ports
+        .get(&conn.port)
+        .is_some_and(|r| r.handlers.h2_backend);
     prepare(shared, conn, tls, &mut req);
 
     let mut avoid: Vec<Arc<Live>> = Vec::new();
@@ -182,11 +187,34 @@ async fn forward(
             }
         };
         let live = guard.live().clone();
+        if h2_backend {
+            match h2_sender(&live).await {
+                Ok(mut sender) => {
+                    set_absolute_uri(&mut req);
+                    return match sender.send_request(req).await {
+                        Ok(resp) => respond(resp, None, live, guard),
+                        Err(e) => {
+                            tracing::debug!(machine = %live.id, "proxy: upstream h2: {e}");
+                            live.h2.lock().expect("h2 lock").take();
+                            plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n")
+                        }
+                    };
+                }
+                Err(e) => {
+                    tracing::debug!(machine = %live.id, addr = %live.addr, "proxy: connect: {e}");
+                    shared.metrics.connect_retries.inc();
+                    drop(guard);
+                    avoid.push(live);
+                    shared.refresh_and_wait(Duration::from_millis(300)).await;
+                    continue;
+                }
+            }
+        }
         // A pooled connection first; one the machine closed meanwhile gives
         // the request back unsent, and a fresh connection is tried.
         while let Some(mut sender) = checkout(&live).await {
             match sender.try_send_request(req).await {
-                Ok(resp) => return respond(resp, sender, live, guard),
+                Ok(resp) => return respond(resp, Some(sender), live, guard),
                 Err(mut e) => match e.take_message() {
                     Some(r) => req = r,
                     None => {
@@ -199,7 +227,7 @@ async fn forward(
         match connect(&live).await {
             Ok(mut sender) => {
                 return match sender.try_send_request(req).await {
-                    Ok(resp) => respond(resp, sender, live, guard),
+                    Ok(resp) => respond(resp, Some(sender), live, guard),
                     Err(e) => {
                         tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
                         plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n")
@@ -223,7 +251,7 @@ async fn forward(
 
 fn respond(
     resp: Response<Incoming>,
-    sender: SendRequest<Incoming>,
+    sender: Option<SendRequest<Incoming>>,
     live: Arc<Live>,
     guard: crate::live::LoadGuard,
 ) -> Response<ProxyBody> {
@@ -239,6 +267,57 @@ async fn checkout(live: &Live) -> Option<SendRequest<Incoming>> {
             return Some(s);
         }
     }
+}
+
+/// The machine's shared h2c connection, made on first use.
+async fn h2_sender(
+    live: &Live,
+) -> std::io::Result<hyper::client::conn::http2::SendRequest<Incoming>> {
+    if let Some(s) = live.h2.lock().expect("h2 lock").as_ref()
+        && !s.is_closed()
+    {
+        return Ok(s.clone());
+    }
+    let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(live.addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    *live.h2.lock().expect("h2 lock") = Some(sender.clone());
+    Ok(sender)
+}
+
+/// HTTP/2 needs the scheme and authority: `http://HOST/path`.
+fn set_absolute_uri(req: &mut Request<Incoming>) {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    if let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(pq)
+        .build()
+    {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = Version::HTTP_2;
+    req.headers_mut().remove(header::HOST);
 }
 
 async fn connect(live: &Live) -> std::io::Result<SendRequest<Incoming>> {

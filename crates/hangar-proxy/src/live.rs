@@ -36,6 +36,8 @@ pub struct Live {
     pub start_lock: tokio::sync::Mutex<()>,
     /// Idle HTTP/1.1 upstream connections.
     pub pool: Mutex<Vec<SendRequest<Incoming>>>,
+    /// The shared HTTP/2 (h2c) upstream connection, for `h2_backend`.
+    pub h2: Mutex<Option<hyper::client::conn::http2::SendRequest<Incoming>>>,
 }
 
 impl Live {
@@ -55,6 +57,7 @@ impl Live {
             busy_until: AtomicU64::new(0),
             start_lock: tokio::sync::Mutex::new(()),
             pool: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
         }
     }
 
@@ -65,6 +68,7 @@ impl Live {
         self.cordoned.store(cordoned, Ordering::Relaxed);
         if state != MachineState::Started && state != MachineState::Starting {
             self.pool.lock().expect("pool lock").clear();
+            self.h2.lock().expect("h2 lock").take();
         }
     }
 

@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 fn cert_files(
     dir: &std::path::Path,
 ) -> (std::path::PathBuf, std::path::PathBuf, rustls::ClientConfig) {
-    let c =
-        rcgen::generate_simple_self_signed(vec!["sec.localhost".into(), "localhost".into()]).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["sec.localhost".into(), "localhost".into()])
+        .unwrap();
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     std::fs::write(&cert, c.cert.pem()).unwrap();

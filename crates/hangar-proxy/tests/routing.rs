@@ -26,7 +26,7 @@ async fn routes_by_host_and_adds_forwarding_headers() {
 
     let (s, body) = get(public, "alpha.localhost", "/").await;
     assert_eq!(s, 200, "{body}");
-    assert!(body.starts_with("a1\n"), "{body}");
+    assert!(body.starts_with("a1\nversion: HTTP/1.1\n"), "{body}");
     for h in [
         "fly-client-ip: 127.0.0.1",
         "x-forwarded-for: 127.0.0.1",
@@ -62,6 +62,25 @@ async fn routes_by_host_and_adds_forwarding_headers() {
         body.contains("\nx-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_backend_speaks_h2c_to_the_machine() {
+    let fleet = TestFleet::new();
+    let public = free_port();
+    let services = json!([{"internal_port": free_port(), "ports": [{"port": public,
+        "handlers": ["http"], "http_options": {"h2_backend": true}}]}]);
+    fleet.add("h2", "h1", Kind::Http, services, true).await;
+    let _proxy = start_proxy(&fleet, options()).await;
+    wait_port(public).await;
+    for _ in 0..3 {
+        let (s, body) = get(public, "h2.localhost", "/?q=1").await;
+        assert_eq!(s, 200, "{body}");
+        assert!(body.starts_with("h1\nversion: HTTP/2.0\n"), "{body}");
+        assert!(body.contains("\nfly-client-ip: 127.0.0.1\n"), "{body}");
+    }
+    let (_, body) = get(public, "h2.localhost", "/").await;
+    assert!(body.starts_with("h1\nversion: HTTP/2.0\n"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -221,7 +221,7 @@ async fn serve(
                                 let ms = delay.load(Ordering::SeqCst);
                                 tokio::time::sleep(Duration::from_millis(ms)).await;
                             }
-                            let mut text = format!("{id}\n");
+                            let mut text = format!("{id}\nversion: {:?}\n", req.version());
                             for (k, v) in req.headers() {
                                 text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
                             }
@@ -231,9 +231,11 @@ async fn serve(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            // HTTP/1.1, or h2c with prior knowledge.
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
         });
     }
 }
