@@ -679,6 +679,64 @@ async fn machine_create_from_each_seed_cli_config() {
         // The seed's inline copy lacks the file's final newline.
         assert_eq!(out.stdout.trim_end(), nginx_conf.trim_end(), "{file}");
     }
+
+    // Seed 000's `machine run --machine-config cli-config.json ...` line, run
+    // where the file is (its local_path is relative to it).
+    let out = hangar_full(
+        &server,
+        &dir.join("seed000"),
+        &[
+            "machine",
+            "run",
+            "-a",
+            app,
+            "--machine-config",
+            "cli-config.json",
+            "--autostart=true",
+            "--autostop=suspend",
+            "--port",
+            "80:8080/tcp:http",
+            "--port",
+            "443:8080/tcp:http:tls",
+            "--vm-cpu-kind",
+            "shared",
+            "--vm-cpus",
+            "1",
+            "--vm-memory",
+            "256",
+            "--image-rewrite",
+            &rewrite_nginx,
+            "--image-rewrite",
+            &rewrite_echo,
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "seed 000 run line: {out:#?}\nlog:\n{}",
+        server.log()
+    );
+    let m = server.machine(app, out.stdout.trim()).await;
+    assert_eq!(m["state"], "started", "{m:#}");
+    let c = &m["config"];
+    assert_eq!(c["containers"][0]["name"], "nginx");
+    assert_eq!(c["containers"][1]["image"], json!(echo));
+    assert_eq!(
+        c["containers"][0]["files"][0]["raw_value"],
+        json!(b64(&nginx_conf))
+    );
+    assert_eq!(c["services"][0]["autostop"], "suspend");
+    assert_eq!(c["services"][0]["autostart"], true);
+    assert_eq!(
+        c["services"][0]["ports"][1],
+        json!({"port": 443, "handlers": ["http", "tls"]})
+    );
+    assert_eq!(
+        c["guest"],
+        json!({"cpu_kind": "shared", "cpus": 1, "memory_mb": 256})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
