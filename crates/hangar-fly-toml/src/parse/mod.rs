@@ -2,6 +2,7 @@
 //! `[processes]` and `[deploy]`. Services and checks are in [`services`],
 //! `[[vm]]` and `[mounts]` in [`resources`], the rest in [`machine`].
 
+mod checks;
 mod machine;
 mod resources;
 mod services;
@@ -79,7 +80,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<(Model, Vec<Warning>), Fl
     }
     services::read_http_service(&mut cx, &root, &mut m)?;
     services::read_services(&mut cx, &root, &mut m)?;
-    services::read_checks(&mut cx, &root, &mut m)?;
+    checks::read_checks(&mut cx, &root, &mut m)?;
     resources::read_vms(&mut cx, &root, &mut m)?;
     resources::read_mounts(&mut cx, &root, &mut m)?;
     if let Some(n) = root.node("deploy") {
