@@ -295,6 +295,42 @@ impl Deploy<'_> {
         }
     }
 
+    /// Updates one machine under a lease, so no one else changes it meanwhile.
+    async fn update_leased(&self, id: &str, body: &Value) -> anyhow::Result<()> {
+        let base = format!("/apps/{}/machines/{id}", self.app);
+        let lease = self
+            .client
+            .post(
+                &format!("{base}/lease"),
+                &json!({"ttl": 60, "description": "hangar deploy"}),
+            )
+            .await
+            .with_context(|| {
+                format!("taking the lease of machine {id} (another deploy running?)")
+            })?;
+        let nonce = field(&lease, "/nonce");
+        let headers = [("fly-machine-lease-nonce", nonce.as_str())];
+        let updated = self
+            .client
+            .call_with(reqwest::Method::POST, &base, Some(body), &headers)
+            .await
+            .with_context(|| format!("updating machine {id}"));
+        let released = self
+            .client
+            .call_with(
+                reqwest::Method::DELETE,
+                &format!("{base}/lease"),
+                None,
+                &headers,
+            )
+            .await;
+        updated?;
+        if let Err(e) = released {
+            eprintln!("  warning: releasing the lease of machine {id}: {e}");
+        }
+        Ok(())
+    }
+
     async fn update_group(&self, plan: &GroupPlan, members: &[Value]) -> anyhow::Result<()> {
         let group = &plan.group;
         eprintln!(
@@ -323,10 +359,7 @@ impl Deploy<'_> {
                 continue;
             }
             let body = json!({"config": new, "current_version": m.get("version").cloned().unwrap_or(Value::Null)});
-            self.client
-                .post(&format!("/apps/{}/machines/{id}", self.app), &body)
-                .await
-                .with_context(|| format!("updating machine {id}"))?;
+            self.update_leased(&id, &body).await?;
             eprintln!("  machine {id} updated to a new version");
             let running = matches!(field(m, "/state").as_str(), "started" | "starting");
             if running && !is_standby(m) {

@@ -97,6 +97,20 @@ fn hangar(server: &Server, args: &[&str]) -> Out {
     hangar_full(server, &std::env::temp_dir(), args, "", &[])
 }
 
+/// `hangar machine exec ...`, retried (at most 30 s) while the API says the
+/// container is not running yet: the machine's `started` can come before its
+/// container's start.
+fn exec_retry(server: &Server, args: &[&str]) -> Out {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = hangar(server, args);
+        if !out.stderr.contains("is not running") || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The machines of `app` that are not destroyed.
 async fn live_machines(server: &Server, app: &str) -> Vec<Value> {
     let (_, ms) = server.get(&format!("/apps/{app}/machines")).await;
@@ -378,7 +392,7 @@ async fn machine_commands_end_to_end() {
     );
 
     // exec prints the command's output and exits with its code.
-    let out = hangar(
+    let out = exec_retry(
         &server,
         &["machine", "exec", "-a", app, &id, "--", "cat", "/etc/motd"],
     )
@@ -536,6 +550,42 @@ async fn machine_commands_end_to_end() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A lease keeps others from changing the machine until released.
+    let nonce = hangar(
+        &server,
+        &[
+            "machine", "lease", "acquire", "-a", app, &survivor, "--ttl", "60",
+        ],
+    )
+    .ok("lease acquire")
+    .stdout
+    .trim()
+    .to_owned();
+    assert!(!nonce.is_empty());
+    let shown = hangar(
+        &server,
+        &["machine", "lease", "show", "-a", app, &survivor, "--json"],
+    )
+    .ok("lease show")
+    .json();
+    assert!(
+        shown["expires_at"].is_number() || shown["expires_at"].is_string(),
+        "{shown}"
+    );
+    let out =
+        hangar(&server, &["machine", "stop", "-a", app, &survivor]).expect(1, "stop under lease");
+    assert!(out.stderr.contains("409"), "{out:?}");
+    assert_eq!(server.state(app, &survivor).await, "started");
+    hangar(
+        &server,
+        &[
+            "machine", "lease", "release", "-a", app, &survivor, "--nonce", &nonce,
+        ],
+    )
+    .ok("lease release");
+    hangar(&server, &["machine", "restart", "-a", app, &survivor]).ok("restart after release");
+    server.wait_ok(app, &survivor, "started", 60).await;
+
     hangar(&server, &["machine", "cordon", "-a", app, &survivor]).ok("cordon");
     assert_eq!(server.machine(app, &survivor).await["cordoned"], true);
     hangar(&server, &["machine", "uncordon", "-a", app, &survivor]).ok("uncordon");
