@@ -45,6 +45,7 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     drop(route);
+    let fwd = Arc::new(Forwarded::new(conn, tls));
     let (io, last) = Stamped::new(stream);
     let inflight = Arc::new(AtomicU32::new(0));
     let svc = {
@@ -53,10 +54,11 @@ pub async fn serve<S>(
         service_fn(move |req| {
             let shared = shared.clone();
             let inflight = inflight.clone();
+            let fwd = fwd.clone();
             async move {
                 inflight.fetch_add(1, Ordering::Relaxed);
                 let began = Instant::now();
-                let resp = forward(&shared, conn, tls, req).await;
+                let resp = forward(&shared, &fwd, req).await;
                 shared
                     .metrics
                     .response(resp.status().as_u16(), began.elapsed());
@@ -120,13 +122,35 @@ fn host_of(req: &Request<Incoming>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
-async fn forward(
-    shared: &Arc<Shared>,
+/// What a client connection adds to each of its requests.
+struct Forwarded {
     conn: ClientConn,
     tls: bool,
+    /// The client's address as a header value.
+    ip: HeaderValue,
+    port: HeaderValue,
+}
+
+impl Forwarded {
+    fn new(conn: ClientConn, tls: bool) -> Forwarded {
+        Forwarded {
+            conn,
+            tls,
+            ip: HeaderValue::from_str(&conn.peer.ip().to_string())
+                .expect("an IP address is a valid header value"),
+            port: HeaderValue::from(conn.port),
+        }
+    }
+}
+
+async fn forward(
+    shared: &Arc<Shared>,
+    fwd: &Forwarded,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let (conn, tls) = (fwd.conn, fwd.tls);
     let mut group = None;
+    let mut h2_backend = false;
     for attempt in 0..2 {
         if attempt > 0 {
             // An unknown app may have just been created: look again.
@@ -141,6 +165,7 @@ async fn forward(
         }
         if let Some(g) = route.route(host_of(&req), &shared.opts.domain) {
             group = Some(g.clone());
+            h2_backend = route.handlers.h2_backend;
             break;
         }
     }
@@ -154,12 +179,7 @@ async fn forward(
         region: header_string(req.headers(), &FLY_PREFER_REGION),
         instance: header_string(req.headers(), &FLY_FORCE_INSTANCE_ID),
     };
-    let h2_backend = shared
-        .catalog()
-        .ports
-        .get(&conn.port)
-        .is_some_and(|r| r.handlers.h2_backend);
-    prepare(shared, conn, tls, &mut req);
+    prepare(shared, fwd, &mut req);
 
     let mut avoid: Vec<Arc<Live>> = Vec::new();
     for _ in 0..3 {
@@ -380,7 +400,7 @@ static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Rewrites a client request for a machine: origin-form URI, HTTP/1.1, a
 /// Host header, no hop-by-hop headers, and the forwarding headers.
-fn prepare(shared: &Shared, conn: ClientConn, tls: bool, req: &mut Request<Incoming>) {
+fn prepare(shared: &Shared, fwd: &Forwarded, req: &mut Request<Incoming>) {
     if !req.headers().contains_key(header::HOST)
         && let Some(a) = req.uri().authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
@@ -398,29 +418,29 @@ fn prepare(shared: &Shared, conn: ClientConn, tls: bool, req: &mut Request<Incom
     *req.version_mut() = Version::HTTP_11;
     let h = req.headers_mut();
     strip_hop_by_hop(h);
-    let ip = conn.peer.ip().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
+    let xff = match h.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prev) if !prev.is_empty() => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + fwd.ip.len());
+            v.extend_from_slice(prev);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(fwd.ip.as_bytes());
+            HeaderValue::from_bytes(&v).unwrap_or_else(|_| fwd.ip.clone())
+        }
+        _ => fwd.ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        h.insert(FLY_CLIENT_IP.clone(), v);
-    }
+    h.insert(X_FORWARDED_FOR.clone(), xff);
+    h.insert(FLY_CLIENT_IP.clone(), fwd.ip.clone());
     h.insert(
         X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(if tls { "https" } else { "http" }),
+        HeaderValue::from_static(if fwd.tls { "https" } else { "http" }),
     );
-    h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(conn.port));
-    if let Ok(v) = HeaderValue::from_str(&shared.region) {
-        h.insert(FLY_REGION.clone(), v.clone());
+    h.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
+    if let Some(region) = &shared.region_header {
+        h.insert(FLY_REGION.clone(), region.clone());
         let seq = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
         if let Ok(id) = HeaderValue::from_str(&format!(
-            "{:08x}{:010x}-{}",
+            "{:08x}{seq:010x}-{}",
             std::process::id(),
-            seq,
             shared.region
         )) {
             h.insert(FLY_REQUEST_ID.clone(), id);

@@ -19,6 +19,8 @@ use crate::options::ProxyOptions;
 pub struct Shared {
     pub opts: ProxyOptions,
     pub region: String,
+    /// `region` as a `Fly-Region` value (none if it is not a valid one).
+    pub region_header: Option<http::HeaderValue>,
     pub fleet: Arc<dyn Fleet>,
     pub metrics: Metrics,
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -37,6 +39,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             opts,
+            region_header: http::HeaderValue::from_str(&region).ok(),
             region,
             fleet,
             metrics: Metrics::default(),

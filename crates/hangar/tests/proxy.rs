@@ -378,3 +378,62 @@ async fn idle_machines_are_stopped_down_to_min_machines_running() {
     let m = env.metrics().await;
     assert_eq!(metric(&m, "hangar_proxy_autostops_total"), 2.0, "{m}");
 }
+
+/// A `hangar proxy` process, killed on drop.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hangar_proxy_on_its_own_in_front_of_a_server_without_one() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-alone:1").await;
+    let env = ProxyEnv::start(&["--no-proxy"]).await;
+    let port = free_port();
+    let log = env.server.data.with_file_name("proxy.log");
+    let proxy = ChildGuard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .args(["proxy", "--api-url"])
+            .arg(format!("http://{}", env.server.addr))
+            .args(["--token", common::TOKEN, "--proxy-bind", "127.0.0.1"])
+            .args(["--proxy-refresh", "200ms"])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawning hangar proxy"),
+    );
+    env.server.create_app("alone").await;
+    let services = json!([{"protocol": "tcp", "internal_port": 8080,
+        "ports": [{"port": port, "handlers": ["http"]}]}]);
+    let m = env
+        .server
+        .create_machine("alone", http_machine(&image, "alone-body", services, &[]))
+        .await;
+    let id = id_of(&m);
+    env.server.wait_ok("alone", &id, "started", 30).await;
+    let body = env.get_ok(port, "alone", "/").await;
+    assert!(body.starts_with("alone-body"), "{body}");
+
+    let (s, b) = env
+        .server
+        .post(&format!("/apps/alone/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "stop: {b}");
+    env.server.wait_ok("alone", &id, "stopped", 30).await;
+    // Give the proxy a refresh to see it stopped, then a cold request.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, body) = env.get(port, "alone", "/").await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "{body}\nproxy log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(env.server.state("alone", &id).await, "started");
+    drop(proxy);
+}
