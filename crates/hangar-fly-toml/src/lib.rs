@@ -32,12 +32,15 @@
 //!   `PRIMARY_REGION` when `primary_region` is set) beside `[env]`.
 //! - `[http_service]` is a TCP service with port 80 (`http`, `force_https`) and
 //!   443 (`tls` + `http`); `[[services]]` are taken as written. A service (and a
-//!   check, vm, mount, restart or file section) with `processes = [...]` applies
-//!   to those groups only; without, to every group. A service that sets
-//!   neither `auto_stop_machines` nor `auto_start_machines` gets autostop
-//!   `"stop"` and autostart on (what a first deploy promises).
-//! - `[[vm]]`: `size` presets first, then `cpus`, `cpu_kind`, `memory` /
-//!   `memory_mb` override them; later sections override earlier ones.
+//!   check, mount, restart, file or metrics section) with `processes = [...]`
+//!   applies to those groups; without, to the default group only, as flyctl
+//!   does: `app` if there is such a group, else the first name alphabetically.
+//!   A service that sets neither `auto_stop_machines` nor
+//!   `auto_start_machines` gets autostop `"stop"` and autostart on (what a
+//!   first deploy promises).
+//! - `[[vm]]`: each group takes one section, the first naming it, else the
+//!   first naming no group (as flyctl does). In it, a `size` preset comes
+//!   first, then `cpus`, `cpu_kind`, `memory` / `memory_mb` override it.
 //! - `machine_config` (top level or `[experimental]`) is the base of every
 //!   group's config: a JSON file path relative to the fly.toml, or inline JSON
 //!   starting with `{`. With `containers`, the deployed image replaces the image

@@ -46,8 +46,9 @@ impl DeployStrategy {
     }
 }
 
-/// A section that applies to some process groups (`processes = [...]`; none
-/// listed: every group).
+/// A section that applies to some process groups (`processes = [...]`). One
+/// that lists none applies to the default group only (as flyctl does; see
+/// [`default_group`]), except `[[vm]]`, which then applies to every group.
 #[derive(Debug, Clone)]
 pub(crate) struct Scoped<T> {
     pub key: String,
@@ -57,8 +58,28 @@ pub(crate) struct Scoped<T> {
 }
 
 impl<T> Scoped<T> {
-    pub fn applies_to(&self, group: &str) -> bool {
-        self.processes.is_empty() || self.processes.iter().any(|p| p.value == group)
+    /// Whether the section is for `group`; `default` is the default group.
+    pub fn applies_to(&self, group: &str, default: &str) -> bool {
+        if self.processes.is_empty() {
+            group == default
+        } else {
+            self.names(group)
+        }
+    }
+
+    /// Whether `processes` names `group`.
+    pub fn names(&self, group: &str) -> bool {
+        self.processes.iter().any(|p| p.value == group)
+    }
+}
+
+/// The group sections without `processes` apply to: `app` if there is one,
+/// else the first group name in alphabetical order.
+pub(crate) fn default_group(groups: &[String]) -> &str {
+    if groups.iter().any(|g| g == "app") {
+        "app"
+    } else {
+        groups.iter().min().map_or("app", String::as_str)
     }
 }
 
@@ -137,6 +158,7 @@ pub(crate) struct Model {
     /// Where the `{` of an inline `machine_config` is in the file.
     pub machine_config_json: Option<Pos>,
     pub container: Option<At<String>>,
-    pub metrics: Option<Value>,
+    /// `config.metrics` entries (`[metrics]` or `[[metrics]]`).
+    pub metrics: Vec<Scoped<Value>>,
     pub statics: Vec<Value>,
 }

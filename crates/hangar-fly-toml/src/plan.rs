@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{FlyTomlError, Pos};
 use crate::machine_config;
-use crate::model::{FileSource, Model, MountPlan};
+use crate::model::{FileSource, Model, MountPlan, default_group};
 
 /// Everything a deploy creates for one process group.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,20 +77,16 @@ pub(crate) fn plan(
         }
         _ => None,
     };
-    groups
-        .iter()
-        .map(|g| {
-            plan_group(
-                m,
-                file,
-                dir,
-                g,
-                image,
-                base.as_ref().map(|b| &b.1),
-                target.as_ref(),
-            )
-        })
-        .collect()
+    let cx = GroupCx {
+        m,
+        file,
+        dir,
+        image,
+        base: base.as_ref().map(|b| &b.1),
+        target: target.as_ref(),
+        default: default_group(groups),
+    };
+    groups.iter().map(|g| plan_group(&cx, g)).collect()
 }
 
 /// The container that runs the deployed image: `container`, else the one
@@ -143,15 +139,30 @@ fn arr<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
     slot.as_array_mut().expect("just made an array")
 }
 
-fn plan_group(
-    m: &Model,
-    file: &Path,
-    dir: &Path,
-    group: &str,
-    image: &str,
-    base: Option<&Map<String, Value>>,
-    target: Option<&(usize, String)>,
-) -> Result<GroupPlan, FlyTomlError> {
+/// What every group's plan shares.
+struct GroupCx<'a> {
+    m: &'a Model,
+    file: &'a Path,
+    dir: &'a Path,
+    image: &'a str,
+    /// The machine_config, as a JSON object.
+    base: Option<&'a Map<String, Value>>,
+    /// The container that runs the deployed image, and its name.
+    target: Option<&'a (usize, String)>,
+    /// The group sections without `processes` apply to.
+    default: &'a str,
+}
+
+fn plan_group(cx: &GroupCx<'_>, group: &str) -> Result<GroupPlan, FlyTomlError> {
+    let GroupCx {
+        m,
+        file,
+        dir,
+        image,
+        base,
+        target,
+        default,
+    } = *cx;
     let mut origins = Origins {
         list: Vec::new(),
         fallback: match &m.machine_config {
@@ -230,7 +241,13 @@ fn plan_group(
     meta.insert("fly_process_group".into(), group.into());
     meta.insert("fly_platform_version".into(), "v2".into());
 
-    for vm in m.vms.iter().filter(|v| v.applies_to(group)) {
+    // One [[vm]] per group: the first naming it, else the first naming none.
+    let vm = m
+        .vms
+        .iter()
+        .find(|v| v.names(group))
+        .or_else(|| m.vms.iter().find(|v| v.processes.is_empty()));
+    if let Some(vm) = vm {
         let guest = obj(&mut c, "guest");
         for (k, v) in &vm.value {
             guest.insert(k.clone(), v.clone());
@@ -238,7 +255,7 @@ fn plan_group(
         origins.add("config.guest".into(), &vm.key, Some(vm.pos));
     }
 
-    for s in m.services.iter().filter(|s| s.applies_to(group)) {
+    for s in m.services.iter().filter(|s| s.applies_to(group, default)) {
         let services = arr(&mut c, "services");
         origins.add(
             format!("config.services[{}]", services.len()),
@@ -252,13 +269,18 @@ fn plan_group(
         .and_then(Value::as_array)
         .is_some_and(|s| !s.is_empty());
 
-    for ch in m.checks.iter().filter(|s| s.applies_to(group)) {
+    for ch in m.checks.iter().filter(|s| s.applies_to(group, default)) {
         let (name, check) = &ch.value;
         obj(&mut c, "checks").insert(name.clone(), check.clone());
         origins.add(format!("config.checks.{name}"), &ch.key, Some(ch.pos));
     }
 
-    if let Some(r) = m.restarts.iter().rev().find(|r| r.applies_to(group)) {
+    if let Some(r) = m
+        .restarts
+        .iter()
+        .rev()
+        .find(|r| r.applies_to(group, default))
+    {
         c.insert("restart".into(), r.value.clone());
         origins.add("config.restart".into(), &r.key, Some(r.pos));
     }
@@ -271,7 +293,7 @@ fn plan_group(
         origins.add("config.stop_config".into(), "kill_signal", None);
     }
 
-    for f in m.files.iter().filter(|f| f.applies_to(group)) {
+    for f in m.files.iter().filter(|f| f.applies_to(group, default)) {
         let entry = match &f.value.source {
             FileSource::Raw(r) => {
                 serde_json::json!({"guest_path": f.value.guest_path, "raw_value": r})
@@ -303,9 +325,9 @@ fn plan_group(
     }
     inline_local_files(&mut c, file, dir, &origins)?;
 
-    if let Some(metrics) = &m.metrics {
-        c.insert("metrics".into(), metrics.clone());
-        origins.add("config.metrics".into(), "metrics", None);
+    if let Some(metrics) = m.metrics.iter().find(|x| x.applies_to(group, default)) {
+        c.insert("metrics".into(), metrics.value.clone());
+        origins.add("config.metrics".into(), &metrics.key, Some(metrics.pos));
     }
     if !m.statics.is_empty() {
         let statics = arr(&mut c, "statics");
@@ -325,7 +347,7 @@ fn plan_group(
     let mounts: Vec<MountPlan> = m
         .mounts
         .iter()
-        .filter(|mt| mt.applies_to(group))
+        .filter(|mt| mt.applies_to(group, default))
         .map(|mt| mt.value.clone())
         .collect();
     let (machines, standbys) = if !mounts.is_empty() {

@@ -143,11 +143,6 @@ fn top_level_values() {
         );
         assert_eq!(c["init"]["entrypoint"], json!(["/bin/tini", "--"]));
         assert_eq!(c["init"]["swap_size_mb"], 512);
-        assert_eq!(c["metrics"], json!({"port": 9091, "path": "/metrics"}));
-        assert_eq!(
-            c["files"][0],
-            json!({"guest_path": "/etc/motd", "raw_value": "aGVsbG8K"})
-        );
     }
 }
 
@@ -189,9 +184,10 @@ fn web_group_gets_the_http_service_and_two_machines() {
         json!({"policy": "on-failure", "max_retries": 3})
     );
     assert_eq!(
-        web.config["files"][1],
-        json!({"guest_path": "/etc/secret", "secret_name": "API_KEY"})
+        web.config["files"],
+        json!([{"guest_path": "/etc/secret", "secret_name": "API_KEY"}])
     );
+    assert!(web.config.get("metrics").is_none());
     assert!(web.config.get("checks").is_none());
     assert!(web.has_services);
     assert!(web.mounts.is_empty());
@@ -215,7 +211,8 @@ fn worker_group_without_services_gets_one_machine_and_a_standby() {
         json!({"cpu_kind": "performance", "cpus": 4, "memory_mb": 8192})
     );
     assert_eq!(worker.config["restart"], json!({"policy": "always"}));
-    assert_eq!(worker.config["files"].as_array().unwrap().len(), 1);
+    assert!(worker.config.get("files").is_none());
+    assert!(worker.config.get("metrics").is_none());
     assert_eq!(
         (worker.first_deploy_machines, worker.first_deploy_standbys),
         (1, 1)
@@ -242,9 +239,17 @@ fn db_group_with_a_volume_gets_one_machine() {
         db.config["checks"],
         json!({"db_alive": {"type": "tcp", "port": 5432, "interval": 10}})
     );
+    // Its own [[vm]] replaces the one for every group (flyctl picks one).
+    assert_eq!(db.config["guest"], json!({"memory_mb": 2048}));
+    // Sections without `processes` go to the default group: "app" if there
+    // is one, else the first name alphabetically, here "db".
     assert_eq!(
-        db.config["guest"],
-        json!({"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048})
+        db.config["files"],
+        json!([{"guest_path": "/etc/motd", "raw_value": "aGVsbG8K"}])
+    );
+    assert_eq!(
+        db.config["metrics"],
+        json!({"port": 9091, "path": "/metrics"})
     );
     assert!(db.config.get("restart").is_none());
     assert!(db.config.get("mounts").is_none());
@@ -327,6 +332,34 @@ fn restart_policy_spellings() {
             plans[0].config["restart"],
             json!({"policy": sent, "max_retries": 2}),
             "{written}"
+        );
+    }
+}
+
+#[test]
+fn sections_without_processes_go_to_the_app_group() {
+    let toml = FlyToml::parse(
+        "[processes]\nworker = \"bin/worker\"\napp = \"bin/web\"\n[http_service]\ninternal_port = 8080\n[[vm]]\nsize = \"shared-cpu-4x\"\n[[restart]]\npolicy = \"always\"\n",
+        std::path::Path::new("fly.toml"),
+    )
+    .unwrap();
+    assert_eq!(toml.process_groups(), ["worker", "app"]);
+    let plans = toml.plan("img").unwrap();
+    let (worker, app) = (&plans[0], &plans[1]);
+    assert_eq!(app.group, "app");
+    assert!(app.has_services);
+    assert_eq!(app.config["restart"], json!({"policy": "always"}));
+    assert!(!worker.has_services);
+    assert!(worker.config.get("restart").is_none());
+    assert_eq!(
+        (worker.first_deploy_machines, worker.first_deploy_standbys),
+        (1, 1)
+    );
+    // A [[vm]] naming no group is for every group.
+    for p in &plans {
+        assert_eq!(
+            p.config["guest"],
+            json!({"cpu_kind": "shared", "cpus": 4, "memory_mb": 1024})
         );
     }
 }

@@ -172,7 +172,7 @@ pub(super) fn read_machine_config(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Model
 }
 
 pub(super) fn read_metrics_statics(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Model) -> R<()> {
-    if let Some((key, node)) = root.tables(cx, "metrics")?.into_iter().next() {
+    for (key, node) in root.tables(cx, "metrics")? {
         let t = cx.table(node, &key, &["port", "path", "https", "processes"], &[])?;
         let mut obj = Map::new();
         match t.port(cx, "port")? {
@@ -185,7 +185,12 @@ pub(super) fn read_metrics_statics(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Mode
         if let Some(h) = t.bool(cx, "https")? {
             obj.insert("https".into(), h.into());
         }
-        m.metrics = Some(Value::Object(obj));
+        m.metrics.push(Scoped {
+            processes: t.processes(cx)?,
+            key,
+            pos: t.pos,
+            value: Value::Object(obj),
+        });
     }
     for (key, node) in root.tables(cx, "statics")? {
         let t = cx.table(

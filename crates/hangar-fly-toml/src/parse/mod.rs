@@ -253,6 +253,7 @@ fn check_groups(cx: &Cx<'_>, m: &Model) -> R<()> {
     lists.extend(m.mounts.iter().map(|s| s.processes.as_slice()));
     lists.extend(m.restarts.iter().map(|s| s.processes.as_slice()));
     lists.extend(m.files.iter().map(|s| s.processes.as_slice()));
+    lists.extend(m.metrics.iter().map(|s| s.processes.as_slice()));
     for p in lists.into_iter().flatten() {
         if !groups.contains(&p.value) {
             return Err(cx.err(
