@@ -1055,6 +1055,41 @@ async fn deploy_seed_003_seed_000_and_a_standby_group() {
         .exec_ok("cli-worker", &db_id, None, &["cat", "/data/f"])
         .await;
     assert_eq!(kept, "kept\n");
+
+    // A group fly.toml no longer has: left alone unless confirmed.
+    std::fs::write(
+        worker.path().join("fly.toml"),
+        format!("app = \"cli-worker\"\n\n[processes]\n  worker = \"{TESTAPP} sleep 600\"\n"),
+    )
+    .unwrap();
+    let out = hangar_full(
+        &server,
+        worker.path(),
+        &["deploy", "--image", &web2],
+        "",
+        &[],
+    )
+    .ok("deploy without db, not confirmed");
+    assert!(
+        out.stderr.contains("no longer has") && out.stderr.contains(&db_id),
+        "{out:?}"
+    );
+    assert_eq!(live_machines(&server, "cli-worker").await.len(), 3);
+    let out = hangar_full(
+        &server,
+        worker.path(),
+        &["deploy", "--image", &web2, "--yes"],
+        "",
+        &[],
+    )
+    .ok("deploy without db, --yes");
+    assert!(
+        out.stderr.contains(&format!("machine {db_id} destroyed")),
+        "{out:?}"
+    );
+    let left = live_machines(&server, "cli-worker").await;
+    assert_eq!(left.len(), 2, "{left:#?}");
+    assert!(left.iter().all(|m| m["id"] != json!(db_id)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
