@@ -16,7 +16,7 @@ pub const DEFAULT_API_URL: &str = "http://127.0.0.1:4280";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The API could not be reached or the connection broke.
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}: cannot reach the API (is `hangar serve` running? HANGAR_API_URL)")]
     Transport {
         method: Method,
         url: String,
