@@ -330,6 +330,32 @@ fn cpu_ticks(pid: u32) -> u64 {
     own + children
 }
 
+/// Context switches (voluntary and not) of every thread of `pid` and of
+/// its live descendants.
+fn context_switches(pid: u32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            total += context_switches(child);
+        }
+    }
+    total
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -414,6 +440,8 @@ struct Row {
     runs: Result<Vec<WrkRun>, String>,
     /// CPU microseconds per request of the proxy's process(es), per run.
     cpu_us: Vec<f64>,
+    /// Context switches per request of the proxy's process(es), per run.
+    switches: Vec<f64>,
 }
 
 impl Row {
@@ -429,6 +457,10 @@ impl Row {
 
     fn cpu(&self) -> Option<f64> {
         (!self.cpu_us.is_empty()).then(|| median(self.cpu_us.clone()))
+    }
+
+    fn switches(&self) -> Option<f64> {
+        (!self.switches.is_empty()).then(|| median(self.switches.clone()))
     }
 }
 
@@ -616,44 +648,77 @@ async fn proxy_benchmarks() {
                 load,
                 runs,
                 cpu_us: Vec::new(),
+                switches: Vec::new(),
             });
         }
     }
     // Every path under every load, round by round, so that noise from other
     // work on the host spreads over all of them.
     let ticks = clock_ticks();
-    let perf_out = std::env::var("PROXY_BENCH_PERF").ok();
+    // What went wrong during the runs, reported with the figures.
+    let mut incidents: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         for row in rows.iter_mut() {
             let Ok(runs) = &mut row.runs else { continue };
             let target = targets.iter().find(|t| t.path == row.path).unwrap();
-            let perf = match (&perf_out, target.pid) {
-                (Some(out), Some(pid))
-                    if round == ROUNDS - 1
-                        && row.path == "hangar proxy"
-                        && row.load == LOADS[1] =>
-                {
-                    start_perf(pid, out, WRK_SECS - 1)
-                }
-                _ => None,
-            };
+            let state = server.state(APP, &id).await;
+            if state != "started" {
+                let events = server.events(APP, &id).await;
+                let recent: Vec<String> = events
+                    .iter()
+                    .take(6)
+                    .map(|e| format!("{} {} ({})", e["type"], e["status"], e["source"]))
+                    .collect();
+                let note = format!(
+                    "before round {round}, {} at {}: the machine was `{state}` (latest events: {}); \
+                     started again through the API",
+                    row.path,
+                    row.load.label(),
+                    recent.join("; ")
+                );
+                eprintln!("proxy bench: {note}\nserver log:\n{}", server.log());
+                incidents.push(note);
+                let (s, b) = server
+                    .post(&format!("/apps/{APP}/machines/{id}/start"), json!({}))
+                    .await;
+                assert_eq!(s, StatusCode::OK, "start {id}: {b}");
+                server.wait_ok(APP, &id, "started", 60).await;
+                until_ok(&client, &direct, 20).await.unwrap();
+            }
             let cpu_before = target.pid.map(cpu_ticks);
+            let switches_before = target.pid.map(context_switches);
             let d = dir.path().to_owned();
             let (u, load) = (target.url.clone(), row.load);
             let result = tokio::task::spawn_blocking(move || wrk(&u, load, &d))
                 .await
                 .unwrap();
             let cpu = cpu_before.zip(target.pid.map(cpu_ticks));
-            if let Some(mut p) = perf {
-                let _ = p.wait();
-            }
+            let switches = switches_before.zip(target.pid.map(context_switches));
             match result {
+                Ok(run) if run.requests == 0 || run.errors * 100 > run.requests => {
+                    let note = format!(
+                        "round {round}, {} at {}: {} requests, {} errors: run discarded",
+                        row.path,
+                        row.load.label(),
+                        run.requests,
+                        run.errors
+                    );
+                    eprintln!("proxy bench: {note}");
+                    incidents.push(note);
+                }
                 Ok(run) => {
                     if let Some((before, after)) = cpu
                         && run.requests > 0
                     {
-                        let us = (after - before) as f64 / ticks * 1e6 / run.requests as f64;
+                        let us =
+                            after.saturating_sub(before) as f64 / ticks * 1e6 / run.requests as f64;
                         row.cpu_us.push(us);
+                    }
+                    if let Some((before, after)) = switches
+                        && run.requests > 0
+                    {
+                        row.switches
+                            .push(after.saturating_sub(before) as f64 / run.requests as f64);
                     }
                     eprintln!(
                         "proxy bench: round {round} {} c{}: {:.0} req/s p50 {:.3} ms p99 {:.3} ms errors {} cpu/req {:?}",
@@ -671,6 +736,35 @@ async fn proxy_benchmarks() {
             }
         }
     }
+    // Where Hangar's proxy spends its time: one more saturated 50-connection
+    // run, not counted above, sampled by perf.
+    let profile = match (std::env::var_os("PROXY_BENCH_PERF"), server.pid()) {
+        (Some(_), Some(pid)) if hangar_ready.is_ok() => {
+            let data = dir.path().join("perf.data");
+            let perf = start_perf(pid, &data.display().to_string(), WRK_SECS - 1);
+            let d = dir.path().to_owned();
+            let u = targets[3].url.clone();
+            let run = tokio::task::spawn_blocking(move || wrk(&u, LOADS[1], &d))
+                .await
+                .unwrap();
+            match (perf, run) {
+                (Some(mut p), Ok(run)) => {
+                    let _ = p.wait();
+                    if run.requests == 0 || run.errors * 100 > run.requests {
+                        Some(format!(
+                            "not profiled: the run had {} requests and {} errors",
+                            run.requests, run.errors
+                        ))
+                    } else {
+                        Some(profile_summary(&data))
+                    }
+                }
+                (_, Err(e)) => Some(format!("not profiled: {e}")),
+                (None, _) => Some("not profiled: perf did not start".to_owned()),
+            }
+        }
+        _ => None,
+    };
     drop(nginx);
     drop(haproxy);
 
@@ -725,7 +819,7 @@ async fn proxy_benchmarks() {
         }
     }
 
-    let report = render(&rows, &cold, &ip);
+    let report = render(&rows, &cold, &ip, profile.as_deref(), &incidents);
     print!("{report}");
     let path = workspace_root().join("bench/results/proxy.md");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -780,7 +874,97 @@ fn build_info() -> String {
     }
 }
 
-fn render(rows: &[Row], cold: &Cold, ip: &str) -> String {
+/// Shares of perf samples by binary and by Rust crate (the first path
+/// segment of each symbol), and the top symbols, as Markdown.
+fn profile_summary(data: &Path) -> String {
+    let out = Command::new("perf")
+        .arg("report")
+        .arg("-i")
+        .arg(data)
+        .args([
+            "--no-children",
+            "--sort",
+            "dso,sym",
+            "-g",
+            "none",
+            "--stdio",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => return format!("not profiled: perf report exited with {}", o.status),
+        Err(e) => return format!("not profiled: perf report: {e}"),
+    };
+    let mut groups: Vec<(String, f64)> = Vec::new();
+    let mut top: Vec<String> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut words = line.split_whitespace();
+        let (Some(pct), Some(dso), Some(_kind)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(pct) = pct.trim_end_matches('%').parse::<f64>() else {
+            continue;
+        };
+        let sym: String = words.collect::<Vec<_>>().join(" ");
+        let group = if dso == "hangar" {
+            let krate = sym
+                .trim_start_matches('<')
+                .split("::")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("hangar: {krate}")
+        } else if dso.starts_with("libc") {
+            let alloc = [
+                "malloc",
+                "free",
+                "_int_",
+                "unlink_chunk",
+                "realloc",
+                "tcache",
+            ]
+            .iter()
+            .any(|w| sym.contains(w));
+            if alloc {
+                "libc: malloc/free".to_owned()
+            } else {
+                "libc: other".to_owned()
+            }
+        } else {
+            dso.to_owned()
+        };
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, v)) => *v += pct,
+            None => groups.push((group, pct)),
+        }
+        if top.len() < 15 {
+            top.push(format!(
+                "| {pct:.2}% | {dso} | `{}` |",
+                sym.replace('|', "\\|")
+            ));
+        }
+    }
+    groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut r = String::from("| share of samples | where |\n|---|---|\n");
+    for (g, v) in groups.iter().filter(|(_, v)| *v >= 0.5) {
+        let _ = writeln!(r, "| {v:.1}% | {g} |");
+    }
+    let _ = writeln!(
+        r,
+        "\nTop symbols:\n\n| share | binary | symbol |\n|---|---|---|\n{}",
+        top.join("\n")
+    );
+    r
+}
+
+fn render(
+    rows: &[Row],
+    cold: &Cold,
+    ip: &str,
+    profile: Option<&str>,
+    incidents: &[String],
+) -> String {
     let mut r = String::new();
     let date = first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let _ = writeln!(r, "# Proxy benchmarks: Hangar's proxy, nginx, HAProxy\n");
@@ -823,13 +1007,14 @@ fn render(rows: &[Row], cold: &Cold, ip: &str) -> String {
          round, {ROUNDS} rounds; the table shows medians over the rounds (each column on its \
          own) and the range of requests/s. CPU per request is the user + system time of the \
          proxy's processes (nginx's master and workers, HAProxy, the whole `hangar serve`) \
-         during the run, divided by the requests it served.\n"
+         during the run, divided by the requests it served; context switches likewise (every \
+         thread's voluntary and involuntary switches).\n"
     );
     let _ = writeln!(
         r,
-        "| path | connections | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | proxy CPU µs/request | errors |"
+        "| path | connections | requests/s (median) | requests/s (min–max) | p50 ms | p99 ms | proxy CPU µs/request | proxy context switches/request | errors |"
     );
-    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(r, "|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let label = row.load.label();
         match &row.runs {
@@ -844,19 +1029,23 @@ fn render(rows: &[Row], cold: &Cold, ip: &str) -> String {
                     .cpu()
                     .map(|c| format!("{c:.1}"))
                     .unwrap_or_else(|| "—".to_owned());
+                let switches = row
+                    .switches()
+                    .map(|c| format!("{c:.2}"))
+                    .unwrap_or_else(|| "—".to_owned());
                 let _ = writeln!(
                     r,
-                    "| {} | {label} | {:.0} | {lo:.0}–{hi:.0} | {p50:.3} | {:.3} | {cpu} | {errors} of {requests} |",
+                    "| {} | {label} | {:.0} | {lo:.0}–{hi:.0} | {p50:.3} | {:.3} | {cpu} | {switches} | {errors} of {requests} |",
                     row.path,
                     median(rps.clone()),
                     row.p99().unwrap_or(f64::NAN),
                 );
             }
             Ok(_) => {
-                let _ = writeln!(r, "| {} | {label} | not measured | | | | | |", row.path);
+                let _ = writeln!(r, "| {} | {label} | not measured | | | | | | |", row.path);
             }
             Err(e) => {
-                let _ = writeln!(r, "| {} | {label} | {e} | | | | | |", row.path);
+                let _ = writeln!(r, "| {} | {label} | {e} | | | | | | |", row.path);
             }
         }
     }
@@ -958,6 +1147,24 @@ fn render(rows: &[Row], cold: &Cold, ip: &str) -> String {
         _ => "not evaluated: Hangar's proxy was not measured.".to_owned(),
     };
     let _ = writeln!(r, "Targets from issue 6: {verdict}\n");
+    if !incidents.is_empty() {
+        let _ = writeln!(
+            r,
+            "Incidents during the runs (discarded runs are not in the medians):\n"
+        );
+        for i in incidents {
+            let _ = writeln!(r, "- {i}");
+        }
+        let _ = writeln!(r);
+    }
+    if let Some(profile) = profile {
+        let _ = writeln!(
+            r,
+            "## Where Hangar's proxy spends its time\n\n`perf record -F 999 -g -p` of `hangar serve` \
+             during one more saturated 50-connection run (not counted above); samples of the \
+             whole process, by binary and by crate:\n\n{profile}"
+        );
+    }
     let _ = writeln!(
         r,
         "Notes: the host is shared with other developers' builds and tests and has 2 cores, on \
