@@ -105,6 +105,20 @@ pub async fn acquire(
             return Ok(g);
         }
         if ready().next().is_none() {
+            // A machine that runs but refused a connect may still be
+            // booting its app: hold the request until its port accepts.
+            let refused =
+                group.machines.iter().filter(eligible).find(|l| {
+                    l.running() && l.healthy() && avoid.iter().any(|a| Arc::ptr_eq(a, l))
+                });
+            if let Some(l) = refused {
+                if wait_for_port(l, start_deadline).await
+                    && let Some(g) = l.try_acquire(group.hard_limit)
+                {
+                    return Ok(g);
+                }
+                return Err(PickError::NoMachine(group.app.clone()));
+            }
             // Nothing runs: wait only for a machine on its way up or down
             // (a stopping one is started again once it has stopped).
             let transient = group.machines.iter().filter(eligible).any(|l| {
@@ -168,6 +182,19 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
                 "port {} did not accept connections within {:?}",
                 live.addr, shared.opts.start_timeout
             ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Polls `live`'s port every ~2 ms until it accepts or `deadline` passes.
+async fn wait_for_port(live: &Live, deadline: Instant) -> bool {
+    loop {
+        if port_accepts(live).await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

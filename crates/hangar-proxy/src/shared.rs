@@ -16,6 +16,9 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::options::ProxyOptions;
 
+/// The shortest time between two machine list reads.
+const MIN_REFRESH_GAP_MS: u64 = 10;
+
 pub struct Shared {
     pub opts: ProxyOptions,
     pub region: String,
@@ -136,6 +139,12 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
             _ = tokio::time::sleep(shared.opts.refresh) => {}
             _ = shared.refresh_now.notified() => {}
             _ = changed => {}
+        }
+        // A burst of changes (a start writes several events) makes one
+        // refresh, not one each.
+        let since = crate::clock::now_ms().saturating_sub(asked);
+        if since < MIN_REFRESH_GAP_MS {
+            tokio::time::sleep(Duration::from_millis(MIN_REFRESH_GAP_MS - since)).await;
         }
     }
 }

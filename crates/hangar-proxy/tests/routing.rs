@@ -160,9 +160,17 @@ async fn load_spreads_across_machines() {
     for t in tasks {
         assert_eq!(t.await.unwrap().0, 200);
     }
-    for id in ["s1", "s2", "s3"] {
-        assert_eq!(fleet.served(id), 3, "machine {id} got an even share");
-    }
+    // Least-loaded choice: no machine gets much more than its share (two
+    // concurrent picks may read the same loads and land together).
+    let served: Vec<u32> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|id| fleet.served(id))
+        .collect();
+    assert_eq!(served.iter().sum::<u32>(), 9);
+    assert!(
+        served.iter().all(|n| (2..=4).contains(n)),
+        "uneven: {served:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
