@@ -92,14 +92,21 @@ pub async fn serve<S>(
 }
 
 /// Resolves once nothing moved on the connection for `limit` while no
-/// request was in flight.
-async fn idle(last: &AtomicU64, inflight: &AtomicU32, limit: Duration) {
+/// request was in flight (`activity` counts reads and writes).
+async fn idle(activity: &AtomicU64, inflight: &AtomicU32, limit: Duration) {
     let step = (limit / 4).max(Duration::from_millis(50));
-    let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    let mut seen = activity.load(Ordering::Relaxed);
+    let mut quiet = Duration::ZERO;
     loop {
         tokio::time::sleep(step).await;
-        let quiet = crate::clock::now_ms().saturating_sub(last.load(Ordering::Relaxed));
-        if quiet >= limit_ms && inflight.load(Ordering::Relaxed) == 0 {
+        let now = activity.load(Ordering::Relaxed);
+        if now != seen || inflight.load(Ordering::Relaxed) != 0 {
+            seen = now;
+            quiet = Duration::ZERO;
+            continue;
+        }
+        quiet += step;
+        if quiet >= limit {
             return;
         }
     }
