@@ -779,3 +779,45 @@ fn bench_machine_network_create_destroy() {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, md).unwrap();
 }
+
+/// A stopped machine holds no bridge port (a Linux bridge takes at most 1024):
+/// its veth goes on the bridge when it starts and off when it stops, and the
+/// machine is reachable exactly while it is on.
+#[test]
+fn a_detached_machine_is_off_the_bridge_until_attached() {
+    let net = TestNet::new();
+    let host = net.ensure();
+    let mut used = Vec::new();
+    let a = net.machine(&host, "mach-a", &mut used);
+    let addrs = allocate(&net.config, "mach-b", used.iter()).unwrap();
+    let b = MachineNetwork::create_detached(&host, "mach-b", addrs).unwrap();
+    let on_bridge = |id: &str| {
+        MachineNetwork::inspect(&net.config, id)
+            .unwrap()
+            .expect("network exists")
+            .veth_on_bridge
+    };
+    assert!(!on_bridge("mach-b"));
+    assert!(
+        !ping(&a.netns, IpAddr::V4(b.addrs.ipv4)),
+        "unreachable while detached"
+    );
+
+    MachineNetwork::attach(&net.config, "mach-b").unwrap();
+    MachineNetwork::attach(&net.config, "mach-b").unwrap(); // idempotent
+    assert!(on_bridge("mach-b"));
+    assert!(ping(&a.netns, IpAddr::V4(b.addrs.ipv4)));
+    assert!(ping(&a.netns, IpAddr::V6(b.addrs.ipv6)));
+
+    MachineNetwork::detach(&net.config, "mach-b").unwrap();
+    MachineNetwork::detach(&net.config, "mach-b").unwrap(); // idempotent
+    assert!(!on_bridge("mach-b"));
+    MachineNetwork::attach(&net.config, "mach-b").unwrap();
+    assert!(ping(&a.netns, IpAddr::V6(b.addrs.ipv6)), "reachable again");
+
+    // Without a veth: detaching is fine, attaching says what is missing.
+    MachineNetwork::destroy(&net.config, "mach-b").unwrap();
+    MachineNetwork::detach(&net.config, "mach-b").unwrap();
+    let err = MachineNetwork::attach(&net.config, "mach-b").unwrap_err();
+    assert!(err.to_string().contains("has no veth"), "{err}");
+}

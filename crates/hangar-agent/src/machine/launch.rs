@@ -126,6 +126,7 @@ impl Agent {
         if let Some(ip) = self.ensure_network(&machine).await? {
             machine.private_ip = Some(ip);
         }
+        self.attach_network(&machine.id)?;
         let mut volumes = self.mount_volumes(&machine, &config).await?;
         volumes.extend(self.etc_mounts(&machine).await?);
         let secrets = self.0.store.secret_values(&machine.app).await?;
@@ -224,7 +225,7 @@ impl Agent {
     }
 
     /// Waits until pilot answers `status`, or fails with why it did not.
-    async fn wait_ready(&self, machine_id: &str) -> Result<(), AgentError> {
+    pub(super) async fn wait_ready(&self, machine_id: &str) -> Result<(), AgentError> {
         let paths = self.paths(machine_id);
         let client = pilot::client::Client::new(paths.socket());
         let deadline = tokio::time::Instant::now() + PILOT_READY_TIMEOUT;
@@ -232,7 +233,13 @@ impl Agent {
         // start is acknowledged as soon as it is.
         let mut delay = std::time::Duration::from_micros(100);
         loop {
-            if paths.socket().exists() && client.status().await.is_ok() {
+            // Started once pilot answers and has tried every container that
+            // waits for nothing, so an exec or a request right after `started`
+            // finds them running.
+            if paths.socket().exists()
+                && let Ok(status) = client.status().await
+                && !status.containers.iter().any(first_start_pending)
+            {
                 return Ok(());
             }
             let exited = {
@@ -257,6 +264,18 @@ impl Agent {
             delay = (delay * 2).min(std::time::Duration::from_millis(1));
         }
     }
+}
+
+/// Whether a container that depends on nothing has not been tried yet: not
+/// started, not exited, no failed start.
+fn first_start_pending(c: &pilot::status::ContainerStatus) -> bool {
+    use pilot::status::ContainerState;
+    c.waiting_for.is_empty()
+        && c.started_at_ms.is_none()
+        && c.last_exit.is_none()
+        && c.reason.is_none()
+        && c.restart_count == 0
+        && matches!(c.state, ContainerState::Created | ContainerState::Starting)
 }
 
 /// Writes `data` to `path` (mode 0600, it holds secrets) through a temp file.

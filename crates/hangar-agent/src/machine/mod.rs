@@ -299,12 +299,32 @@ impl Agent {
             if MachineNetwork::exists(host.config(), &id)? {
                 return Ok(());
             }
-            MachineNetwork::create(&host, &id, addrs).map(|_| ())
+            // On the bridge only while it runs (see `attach_network`).
+            MachineNetwork::create_detached(&host, &id, addrs).map(|_| ())
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
         .map_err(|e| AgentError::Internal(format!("machine network: {e}")))?;
         Ok(Some(private_ip))
+    }
+
+    /// Puts a machine that is about to run on the bridge. A Linux bridge
+    /// takes at most 1024 ports, so machines hold one only while they run.
+    fn attach_network(&self, machine_id: &str) -> Result<(), AgentError> {
+        let Some(host) = &self.0.network else {
+            return Ok(());
+        };
+        MachineNetwork::attach(host.config(), machine_id)
+            .map_err(|e| AgentError::Unavailable(format!("machine network: {e}")))
+    }
+
+    /// Takes a machine whose run ended off the bridge.
+    fn detach_network(&self, machine_id: &str) {
+        if let Some(host) = &self.0.network
+            && let Err(e) = MachineNetwork::detach(host.config(), machine_id)
+        {
+            tracing::warn!(machine_id, "taking the machine off the bridge: {e}");
+        }
     }
 
     async fn teardown_network(&self, machine_id: &str) {
@@ -376,6 +396,7 @@ impl Agent {
     /// Removes what a run made on the host: the machine's cgroups, its volume
     /// mounts (when no other running machine uses them) and pilot's socket.
     async fn cleanup_run(&self, machine_id: &str) {
+        self.detach_network(machine_id);
         let cg = self.cgroup_path(machine_id);
         let _ = tokio::task::spawn_blocking(move || cgroup::remove(&cg)).await;
         if let Ok(machine) = self.0.store.machine(machine_id).await

@@ -43,7 +43,10 @@ impl Agent {
                     self.attach(&m.id, pid)?;
                     running.insert(m.id.clone());
                     if m.state == MachineState::Starting {
-                        // The start finished after the agent went away.
+                        // The start finished after the agent went away: once
+                        // pilot has tried its first containers it is started
+                        // (if pilot exits instead, its exit is recorded).
+                        let _ = self.wait_ready(&m.id).await;
                         self.transition(
                             &m.id,
                             MachineState::Started,

@@ -75,12 +75,32 @@ impl MachineNetwork {
     /// [`NetworkError::AlreadyExists`] if its namespace exists (after a crash,
     /// `destroy` then `create`); on any other failure removes what it made.
     pub fn create(host: &HostNetwork, machine_id: &str, addrs: MachineAddrs) -> Result<Self> {
+        Self::create_with(host, machine_id, addrs, true)
+    }
+
+    /// [`create`](Self::create), with the host-side veth left off the bridge
+    /// until [`attach`](Self::attach): a Linux bridge takes at most 1024
+    /// ports, so only running machines hold one.
+    pub fn create_detached(
+        host: &HostNetwork,
+        machine_id: &str,
+        addrs: MachineAddrs,
+    ) -> Result<Self> {
+        Self::create_with(host, machine_id, addrs, false)
+    }
+
+    fn create_with(
+        host: &HostNetwork,
+        machine_id: &str,
+        addrs: MachineAddrs,
+        attached: bool,
+    ) -> Result<Self> {
         let config = host.config();
         check_machine_id(machine_id)?;
         check_addrs(config, &addrs)?;
         let net = Self::describe(config, machine_id, addrs);
         let mut inside = netns::create(&net.netns)?;
-        match net.configure(config, &mut inside) {
+        match net.configure(config, &mut inside, attached) {
             Ok(()) => Ok(net),
             Err(e) => {
                 if let Err(cleanup) = Self::destroy(config, machine_id) {
@@ -91,7 +111,12 @@ impl MachineNetwork {
         }
     }
 
-    fn configure(&self, config: &NetworkConfig, inside: &mut Netlink) -> Result<()> {
+    fn configure(
+        &self,
+        config: &NetworkConfig,
+        inside: &mut Netlink,
+        attached: bool,
+    ) -> Result<()> {
         inside.set_up(LOOPBACK_INDEX, "lo")?;
         let mut host = Netlink::open()?;
         let bridge = bridge_link(&mut host, config)?
@@ -104,10 +129,11 @@ impl MachineNetwork {
         host.add_veth(
             &self.veth,
             config.mtu,
-            bridge.index,
+            attached.then_some(bridge.index),
             GUEST_IFNAME,
             ns_file.as_raw_fd(),
-        )?;
+        )
+        .map_err(|e| bridge_full(e, config))?;
         let eth0 = inside
             .link(GUEST_IFNAME)?
             .ok_or_else(|| NetworkError::Protocol {
@@ -137,6 +163,45 @@ impl MachineNetwork {
             &veth_name(config, machine_id),
             &netns_name(config, machine_id),
         )
+    }
+
+    /// Puts the machine's host-side veth on the bridge (nothing to do when it
+    /// is there already).
+    pub fn attach(config: &NetworkConfig, machine_id: &str) -> Result<()> {
+        Self::set_port(config, machine_id, true)
+    }
+
+    /// Takes the machine's host-side veth off the bridge (a stopped machine
+    /// holds no bridge port). A missing veth is fine.
+    pub fn detach(config: &NetworkConfig, machine_id: &str) -> Result<()> {
+        Self::set_port(config, machine_id, false)
+    }
+
+    fn set_port(config: &NetworkConfig, machine_id: &str, on: bool) -> Result<()> {
+        check_machine_id(machine_id)?;
+        let name = veth_name(config, machine_id);
+        let mut host = Netlink::open()?;
+        let Some(veth) = host.link(&name)? else {
+            return if on {
+                Err(NetworkError::Protocol {
+                    op: "attach link to bridge",
+                    problem: format!("machine {machine_id} has no veth {name}"),
+                })
+            } else {
+                Ok(())
+            };
+        };
+        if on {
+            let bridge = bridge_link(&mut host, config)?
+                .ok_or_else(|| NetworkError::NoBridge(config.bridge.clone()))?;
+            if veth.master != Some(bridge.index) {
+                host.set_master(veth.index, &name, bridge.index)
+                    .map_err(|e| bridge_full(e, config))?;
+            }
+        } else if veth.master.is_some() {
+            host.set_master(veth.index, &name, 0)?;
+        }
+        Ok(())
     }
 
     /// Whether the machine's namespace is mounted.
@@ -189,6 +254,23 @@ impl MachineNetwork {
             eth0_up,
             addrs,
         }))
+    }
+}
+
+/// The kernel's EXFULL on a bridge port, said plainly.
+fn bridge_full(e: NetworkError, config: &NetworkConfig) -> NetworkError {
+    match e {
+        NetworkError::Netlink {
+            source: nix::Error::EXFULL,
+            ..
+        } => NetworkError::Invalid {
+            field: "bridge",
+            problem: format!(
+                "bridge {} has 1024 ports, the most a Linux bridge takes: at most 1023 machines can run on it at once",
+                config.bridge
+            ),
+        },
+        other => other,
     }
 }
 

@@ -211,20 +211,22 @@ impl Netlink {
         )
     }
 
-    /// Creates a veth pair: `host` (up, attached to `master`) here, and `peer`
-    /// (down) directly inside the network namespace open at `peer_netns`.
+    /// Creates a veth pair: `host` (up, attached to `master` if given) here,
+    /// and `peer` (down) directly inside the network namespace open at
+    /// `peer_netns`.
     pub fn add_veth(
         &mut self,
         host: &str,
         mtu: u32,
-        master: u32,
+        master: Option<u32>,
         peer: &str,
         peer_netns: RawFd,
     ) -> Result<()> {
         let mut body = Body::new(&ifinfomsg(0, IFF_UP, IFF_UP));
-        body.attr_str(IFLA_IFNAME, host)
-            .attr_u32(IFLA_MTU, mtu)
-            .attr_u32(IFLA_MASTER, master);
+        body.attr_str(IFLA_IFNAME, host).attr_u32(IFLA_MTU, mtu);
+        if let Some(master) = master {
+            body.attr_u32(IFLA_MASTER, master);
+        }
         let info = body.nest_start(IFLA_LINKINFO);
         body.attr_str(IFLA_INFO_KIND, "veth");
         let data = body.nest_start(IFLA_INFO_DATA);
@@ -252,6 +254,19 @@ impl Netlink {
     pub fn set_up(&mut self, index: u32, name: &str) -> Result<()> {
         let body = Body::new(&ifinfomsg(index, IFF_UP, IFF_UP));
         self.request("set link up", name, RTM_NEWLINK, 0, &body)
+    }
+
+    /// Attaches a link to a bridge (`master` is the bridge's index), or
+    /// releases it from its bridge (`master` 0).
+    pub fn set_master(&mut self, index: u32, name: &str, master: u32) -> Result<()> {
+        let mut body = Body::new(&ifinfomsg(index, 0, 0));
+        body.attr_u32(IFLA_MASTER, master);
+        let op = if master == 0 {
+            "release link from bridge"
+        } else {
+            "attach link to bridge"
+        };
+        self.request(op, name, RTM_NEWLINK, 0, &body)
     }
 
     /// Sets a link's MTU.
