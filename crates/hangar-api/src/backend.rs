@@ -143,6 +143,25 @@ pub trait MachineBackend: Send + Sync + 'static {
 
     /// Lists the processes of a started machine.
     async fn ps(&self, machine: &MachineRecord) -> Result<Vec<ProcessStat>, BackendError>;
+
+    /// The health checks of a started machine and how they stand (`checks`
+    /// of `GET .../machines/{id}`); none when it does not run.
+    async fn checks(&self, _machine: &MachineRecord) -> Vec<CheckStat> {
+        Vec::new()
+    }
+}
+
+/// One health check of a machine as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct CheckStat {
+    /// The check's name (`<container>/<check>` for a container's check when
+    /// the machine has several containers).
+    pub name: String,
+    /// `passing`, `warning` (not decided yet) or `critical`.
+    pub status: String,
+    pub output: String,
+    /// RFC 3339 time of the last result, if there was one.
+    pub updated_at: Option<String>,
 }
 
 /// What the host agent does for volume calls. The API records the volume

@@ -28,8 +28,8 @@ mod wait;
 
 pub use auth::{AdminToken, bootstrap_admin_token};
 pub use backend::{
-    BackendError, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions, ListenSocket,
-    MachineBackend, ProcessStat, StopOptions, VolumeBackend,
+    BackendError, CheckStat, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions,
+    ListenSocket, MachineBackend, ProcessStat, StopOptions, VolumeBackend,
 };
 pub use error::ApiError;
 pub use state::{ApiConfig, ApiState};

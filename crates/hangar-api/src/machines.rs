@@ -59,7 +59,12 @@ fn read_request(body: &Body) -> Result<(MachineRequest, Value), ApiError> {
 async fn view(state: &ApiState, m: &MachineRecord) -> Result<Value, ApiError> {
     let events = state.store.events(&m.id, 10).await?;
     let lease = state.store.lease(&m.id).await?;
-    Ok(render::machine(m, &events, lease.as_ref()))
+    let mut out = render::machine(m, &events, lease.as_ref());
+    if m.state == MachineState::Started {
+        out["checks"] = serde_json::to_value(state.machines.checks(m).await)
+            .unwrap_or_else(|_| Value::Array(Vec::new()));
+    }
+    Ok(out)
 }
 
 pub async fn list(

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hangar_agent::machine::Agent;
 use hangar_agent::store::{MachineRecord, OperationId, VolumeRecord};
 use hangar_api::{
-    BackendError, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions, MachineBackend,
-    ProcessStat, StopOptions, VolumeBackend,
+    BackendError, CheckStat, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions,
+    MachineBackend, ProcessStat, StopOptions, VolumeBackend,
 };
 
 /// [`Agent`] as the API's machine and volume backend.
@@ -108,6 +108,29 @@ impl MachineBackend for AgentBackend {
                 listen_sockets: Vec::new(),
             })
             .collect())
+    }
+
+    async fn checks(&self, machine: &MachineRecord) -> Vec<CheckStat> {
+        let Ok(checks) = self.0.checks(&machine.id).await else {
+            return Vec::new();
+        };
+        checks
+            .into_iter()
+            .map(|c| CheckStat {
+                name: c.name,
+                status: match c.passing {
+                    Some(true) => "passing",
+                    Some(false) => "critical",
+                    None => "warning",
+                }
+                .to_owned(),
+                output: c.output,
+                updated_at: c
+                    .checked_at_ms
+                    .and_then(|ms| i64::try_from(ms).ok())
+                    .map(hangar_agent::machine::rfc3339),
+            })
+            .collect()
     }
 }
 

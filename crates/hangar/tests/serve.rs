@@ -674,3 +674,61 @@ async fn bridged_machines_answer_the_host_on_both_addresses_and_reach_each_other
     }
     assert!(gone, "{second} left the first machine's /etc/hosts");
 }
+
+/// The machine's own `checks` run, and `GET .../machines/{id}` reports them
+/// (what `hangar deploy` waits for).
+#[tokio::test(flavor = "multi_thread")]
+async fn machine_checks_run_and_are_reported_with_the_machine() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/checks:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-checks").await;
+    let m = server
+        .create_machine(
+            "e2e-checks",
+            json!({"config": {"image": image,
+                              "init": {"cmd": [TESTAPP, "serve-http", "8080", "--healthy-after", "1"]},
+                              "checks": {
+                                  "web": {"type": "http", "port": 8080, "path": "/health",
+                                          "interval": "1s", "timeout": "1s"},
+                                  "closed": {"type": "tcp", "port": 9999, "interval": "1s",
+                                             "timeout": "1s"}}}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-checks", &id, "started", 30).await;
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = server.machine("e2e-checks", &id).await["checks"].clone();
+        let status = |name: &str| {
+            seen.as_array()
+                .and_then(|a| a.iter().find(|c| c["name"] == json!(name)))
+                .map(|c| c["status"].clone())
+        };
+        if status("web") == Some(json!("passing")) && status("closed") == Some(json!("critical")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let checks = seen.as_array().cloned().unwrap_or_default();
+    let web = checks.iter().find(|c| c["name"] == json!("web"));
+    let closed = checks.iter().find(|c| c["name"] == json!("closed"));
+    assert_eq!(
+        web.map(|c| &c["status"]),
+        Some(&json!("passing")),
+        "{seen:#}"
+    );
+    assert_eq!(
+        closed.map(|c| &c["status"]),
+        Some(&json!("critical")),
+        "{seen:#}"
+    );
+    assert!(
+        web.unwrap()["updated_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{seen:#}"
+    );
+    // A failing machine check reports; it does not stop the machine.
+    assert_eq!(server.state("e2e-checks", &id).await, "started");
+}

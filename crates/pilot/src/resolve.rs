@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hangar_types::config::{
-    DependencyCondition, File, HealthCheck, HealthCheckKind, HealthProbe, MachineSecret,
+    Check, DependencyCondition, File, HealthCheck, HealthCheckKind, HealthProbe, MachineSecret,
     RestartMode, RestartPolicy, StopConfig, UnhealthyPolicy,
 };
 use hangar_types::{ContainerConfig, MachineConfig};
@@ -45,6 +45,9 @@ struct Unit<'a> {
     user: Option<&'a str>,
     files: Vec<(String, &'a File)>,
     checks: Vec<&'a HealthCheck>,
+    /// The machine's own `checks` (single-image machines), run by its first
+    /// process.
+    machine_checks: Vec<(&'a String, &'a Check)>,
     depends_on: Vec<(Option<&'a str>, DependencyCondition)>,
     restart: Option<&'a RestartPolicy>,
     stop: Option<&'a StopConfig>,
@@ -95,8 +98,18 @@ pub fn resolve(spec: &MachineSpec) -> Result<MachinePlan, ResolveError> {
     })
 }
 
-/// `containers[]`, or the single image (one unit per `processes[]` entry).
+/// `containers[]`, or the single image (one unit per `processes[]` entry);
+/// the first unit also runs the machine's `checks` (the containers share the
+/// network namespace, so any of them reaches the ports).
 fn units(cfg: &MachineConfig) -> Vec<Unit<'_>> {
+    let mut units = units_of(cfg);
+    if let Some(first) = units.first_mut() {
+        first.machine_checks = cfg.checks.iter().flatten().collect();
+    }
+    units
+}
+
+fn units_of(cfg: &MachineConfig) -> Vec<Unit<'_>> {
     if !cfg.containers().is_empty() {
         return cfg
             .containers()
@@ -127,6 +140,7 @@ fn units(cfg: &MachineConfig) -> Vec<Unit<'_>> {
         user: None,
         files: machine_files.clone(),
         checks: Vec::new(),
+        machine_checks: Vec::new(),
         depends_on: Vec::new(),
         restart: cfg.restart.as_ref(),
         stop: None,
@@ -176,6 +190,7 @@ fn container_unit(i: usize, c: &ContainerConfig) -> Unit<'_> {
             .map(|(j, f)| (format!("{path}.files[{j}]"), f))
             .collect(),
         checks: c.health_checks().collect(),
+        machine_checks: Vec::new(),
         depends_on: c
             .depends_on()
             .iter()
@@ -282,6 +297,12 @@ fn container(
     let mut checks = Vec::new();
     for (j, c) in u.checks.iter().enumerate() {
         match check(&format!("{p}.health_checks[{j}]"), j, c) {
+            Ok(c) => checks.push(c),
+            Err(e) => problems.push(e),
+        }
+    }
+    for (name, c) in &u.machine_checks {
+        match machine_check(&format!("config.checks.{name}"), name, c) {
             Ok(c) => checks.push(c),
             Err(e) => problems.push(e),
         }
@@ -559,6 +580,63 @@ fn check(p: &str, index: usize, c: &HealthCheck) -> Result<CheckPlan, String> {
         success_threshold: c.success_threshold_or_default().max(1),
         failure_threshold: c.failure_threshold_or_default().max(1),
         on_unhealthy,
+    })
+}
+
+/// One of the machine's `checks` (`tcp` or `http` against a port of the
+/// machine): a readiness check that reports, never stops anything. Fly's
+/// defaults: every 15 s, 10 s timeout, a single pass or failure decides.
+fn machine_check(p: &str, name: &str, c: &Check) -> Result<CheckPlan, String> {
+    let port = match c.port {
+        Some(n) if (1..=65535).contains(&n) => n as u16,
+        Some(n) => return Err(format!("{p}.port: {n} is not a TCP port")),
+        None => return Err(format!("{p}.port: missing")),
+    };
+    let probe = match c.check_type.as_deref().unwrap_or("tcp") {
+        "tcp" => Probe::Tcp { port },
+        "http" => {
+            let mut headers = Vec::new();
+            for h in c.headers.iter().flatten() {
+                let hname = h
+                    .name
+                    .clone()
+                    .ok_or_else(|| format!("{p}.headers: a header has no name"))?;
+                for v in h.values.iter().flatten() {
+                    headers.push((hname.clone(), v.clone()));
+                }
+            }
+            let https = match c.protocol.as_deref() {
+                None | Some("http") => false,
+                Some("https") => true,
+                Some(other) => {
+                    return Err(format!("{p}.protocol: {other:?} is not http or https"));
+                }
+            };
+            Probe::Http(HttpProbe {
+                port,
+                method: c.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
+                path: c.path.clone().unwrap_or_else(|| "/".into()),
+                https,
+                host: c.tls_server_name.clone(),
+                headers,
+            })
+        }
+        other => return Err(format!("{p}.type: {other:?} is not tcp or http")),
+    };
+    let secs = |d: Option<&hangar_types::Duration>, default: u64| {
+        d.map(|d| d.as_std())
+            .unwrap_or(Duration::from_secs(default))
+    };
+    Ok(CheckPlan {
+        name: name.to_owned(),
+        kind: CheckKind::Readiness,
+        probe,
+        interval: secs(c.interval.as_ref(), 15),
+        timeout: secs(c.timeout.as_ref(), 10),
+        grace_period: secs(c.grace_period.as_ref(), 0),
+        success_threshold: 1,
+        failure_threshold: 1,
+        on_unhealthy: UnhealthyAction::Report,
     })
 }
 

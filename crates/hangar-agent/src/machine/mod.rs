@@ -16,6 +16,7 @@
 //! [`Agent::open`] re-attaches to every pilot still running (see `recover`).
 
 mod cgroup;
+mod checks;
 mod errors;
 mod etc;
 mod images;
@@ -42,6 +43,7 @@ use crate::network::{HostNetwork, MachineNetwork, NetworkConfig};
 use crate::store::{MachineRecord, MachineState, NewEvent, OperationId, Store, Transition};
 use crate::volume::VolumeManager;
 
+pub use checks::CheckInfo;
 pub use errors::AgentError;
 pub use monitor::rfc3339;
 pub use paths::MachinePaths;
