@@ -252,15 +252,22 @@ async fn forward(
             }
         }
         match connect(&live).await {
-            Ok(mut sender) => {
-                return match sender.try_send_request(req).await {
-                    Ok(resp) => respond(resp, Some(sender), live, guard),
-                    Err(e) => {
-                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
-                        plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n")
-                    }
-                };
-            }
+            Ok(mut sender) => match sender.try_send_request(req).await {
+                Ok(resp) => return respond(resp, Some(sender), live, guard),
+                Err(mut e) => {
+                    tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
+                    // Closed before the request went out (a machine going
+                    // away): another machine may take it.
+                    let Some(r) = e.take_message() else {
+                        return plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n");
+                    };
+                    req = r;
+                    shared.metrics.connect_retries.inc();
+                    drop(guard);
+                    avoid.push(live);
+                    shared.refresh_and_wait(Duration::from_millis(300)).await;
+                }
+            },
             Err(e) => {
                 tracing::debug!(machine = %live.id, addr = %live.addr, "proxy: connect: {e}");
                 shared.metrics.connect_retries.inc();
