@@ -387,3 +387,48 @@ async fn metrics(proxy: &hangar_proxy::Proxy) -> String {
         .await
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closest_region_first_and_fly_prefer_region() {
+    let fleet = TestFleet::new();
+    let public = free_port();
+    let internal = free_port();
+    fleet
+        .add(
+            "geo",
+            "here",
+            Kind::Http,
+            http_service(internal, public),
+            true,
+        )
+        .await;
+    fleet
+        .add(
+            "geo",
+            "there",
+            Kind::Http,
+            http_service(internal, public),
+            true,
+        )
+        .await;
+    fleet.with("there", |m| m.info.region = "ams".into());
+    let _proxy = start_proxy(&fleet, options()).await;
+    wait_port(public).await;
+    for _ in 0..4 {
+        let (s, body) = get(public, "geo.localhost", "/").await;
+        assert_eq!(s, 200);
+        assert!(
+            body.starts_with("here\n"),
+            "the proxy's own region first: {body}"
+        );
+        let r = client()
+            .get(format!("http://127.0.0.1:{public}/"))
+            .header("host", "geo.localhost")
+            .header("fly-prefer-region", "ams")
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        assert!(body.starts_with("there\n"), "preferred region: {body}");
+    }
+}
