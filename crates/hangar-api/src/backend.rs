@@ -144,11 +144,46 @@ pub trait MachineBackend: Send + Sync + 'static {
     /// Lists the processes of a started machine.
     async fn ps(&self, machine: &MachineRecord) -> Result<Vec<ProcessStat>, BackendError>;
 
+    /// The output of a started machine's containers, oldest first: the last
+    /// `tail` lines kept by its init, then (with `follow`) new lines as they
+    /// come, until the machine stops or the receiver is dropped.
+    async fn logs(
+        &self,
+        machine: &MachineRecord,
+        _opts: &LogOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<LogEntry>, BackendError> {
+        Err(BackendError::Unavailable(format!(
+            "machine {}: this host keeps no logs",
+            machine.id
+        )))
+    }
+
     /// The health checks of a started machine and how they stand (`checks`
     /// of `GET .../machines/{id}`); none when it does not run.
     async fn checks(&self, _machine: &MachineRecord) -> Vec<CheckStat> {
         Vec::new()
     }
+}
+
+/// What `GET .../logs` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only this container's lines.
+    pub container: Option<String>,
+    /// At most this many of the kept lines (all kept lines when `None`).
+    pub tail: Option<usize>,
+    pub follow: bool,
+}
+
+/// One line of a machine's output (`GET .../logs`, one JSON object a line).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LogEntry {
+    /// RFC 3339 time the line was read, with milliseconds.
+    pub timestamp: String,
+    pub container: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub message: String,
 }
 
 /// One health check of a machine as the API reports it.

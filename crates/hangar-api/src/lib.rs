@@ -14,6 +14,7 @@ mod backend;
 mod body;
 mod error;
 mod leases;
+mod logs;
 mod lookup;
 mod machines;
 mod metadata;
@@ -29,7 +30,7 @@ mod wait;
 pub use auth::{AdminToken, bootstrap_admin_token};
 pub use backend::{
     BackendError, CheckStat, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions,
-    ListenSocket, MachineBackend, ProcessStat, StopOptions, VolumeBackend,
+    ListenSocket, LogEntry, LogOptions, MachineBackend, ProcessStat, StopOptions, VolumeBackend,
 };
 pub use error::ApiError;
 pub use state::{ApiConfig, ApiState};
@@ -81,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps/{app}/machines/{id}/exec", post(actions::exec))
         .route("/apps/{app}/machines/{id}/ps", get(actions::ps))
+        .route("/apps/{app}/machines/{id}/logs", get(logs::logs))
         .route("/apps/{app}/machines/{id}/wait", get(wait::wait))
         .route(
             "/apps/{app}/machines/{id}/lease",

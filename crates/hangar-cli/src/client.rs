@@ -170,6 +170,55 @@ impl Client {
         })
     }
 
+    /// `GET /v1{path}` read line by line as it arrives, each line handed to
+    /// `on_line` until it returns false or the stream ends. No overall
+    /// timeout: a followed stream lasts as long as the server sends.
+    pub async fn get_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v1{path}", self.base);
+        let transport = |source| ClientError::Transport {
+            method: Method::GET,
+            url: url.clone(),
+            source,
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with a connect timeout always builds");
+        let mut req = http.get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.map_err(transport)?;
+            return Err(ClientError::Api {
+                method: Method::GET,
+                path: path.to_owned(),
+                status,
+                message: error_message(&text),
+            });
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if !on_line(String::from_utf8_lossy(&line[..end]).as_ref()) {
+                    return Ok(());
+                }
+            }
+        }
+        if !pending.is_empty() {
+            on_line(String::from_utf8_lossy(&pending).as_ref());
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::GET, path, None).await
     }

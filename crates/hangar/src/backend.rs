@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hangar_agent::machine::Agent;
 use hangar_agent::store::{MachineRecord, OperationId, VolumeRecord};
 use hangar_api::{
-    BackendError, CheckStat, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions,
-    MachineBackend, ProcessStat, StopOptions, VolumeBackend,
+    BackendError, CheckStat, DestroyOptions, ExecRequest, ExecResponse, LaunchOptions, LogEntry,
+    LogOptions, MachineBackend, ProcessStat, StopOptions, VolumeBackend,
 };
 
 /// [`Agent`] as the API's machine and volume backend.
@@ -108,6 +108,53 @@ impl MachineBackend for AgentBackend {
                 listen_sockets: Vec::new(),
             })
             .collect())
+    }
+
+    async fn logs(
+        &self,
+        machine: &MachineRecord,
+        opts: &LogOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<LogEntry>, BackendError> {
+        let mut stream = self
+            .0
+            .logs(
+                &machine.id,
+                opts.container.as_deref(),
+                opts.tail,
+                opts.follow,
+            )
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let id = machine.id.clone();
+        tokio::spawn(async move {
+            loop {
+                let line = match stream.next_line().await {
+                    Ok(Some((_, line))) => line,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(machine_id = id, "log stream ended: {e}");
+                        break;
+                    }
+                };
+                let entry = LogEntry {
+                    timestamp: hangar_agent::machine::rfc3339_ms(
+                        i64::try_from(line.ts_ms).unwrap_or(i64::MAX),
+                    ),
+                    container: line.container,
+                    stream: match line.stream {
+                        pilot::logs::Stream::Stdout => "stdout",
+                        pilot::logs::Stream::Stderr => "stderr",
+                    }
+                    .to_owned(),
+                    message: line.line,
+                };
+                // The client went away: stop reading.
+                if tx.send(entry).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn checks(&self, machine: &MachineRecord) -> Vec<CheckStat> {

@@ -415,6 +415,22 @@ async fn machine_commands_end_to_end() {
     assert_eq!(out.code, 7, "{out:?}");
     assert!(out.stderr.contains("oops"), "{out:?}");
 
+    // logs: the server inside the machine said it listens.
+    let logs = hangar(&server, &["machine", "logs", "-a", app, &id]).ok("logs");
+    assert!(
+        logs.stdout
+            .lines()
+            .any(|l| l.ends_with("listening on 8080")),
+        "{logs:?}"
+    );
+    let logs = hangar(
+        &server,
+        &["machine", "logs", "-a", app, &id, "--tail", "1", "--json"],
+    )
+    .ok("logs --json");
+    let line: Value = serde_json::from_str(logs.stdout.trim()).unwrap();
+    assert_eq!(line["stream"], json!("stdout"), "{logs:?}");
+
     // list (JSON and table) and status.
     let list = hangar(&server, &["machine", "list", "-a", app, "--json"]).ok("list --json");
     assert_eq!(list.json().as_array().unwrap().len(), 1, "{list:?}");

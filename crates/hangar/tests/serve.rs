@@ -732,3 +732,120 @@ async fn machine_checks_run_and_are_reported_with_the_machine() {
     // A failing machine check reports; it does not stop the machine.
     assert_eq!(server.state("e2e-checks", &id).await, "started");
 }
+
+/// `GET .../logs`: the kept lines of a running machine as JSON lines, one
+/// container's with `container`, the last N with `tail`, new ones with
+/// `follow`; clear errors for an unknown container and a stopped machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_of_a_running_machine_are_kept_filtered_and_followed() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/logs:1").await;
+    let server = Server::start().await;
+    server.create_app("e2e-logs").await;
+    let m = server
+        .create_machine(
+            "e2e-logs",
+            json!({"config": {"containers": [
+                {"name": "talker", "image": image,
+                 "cmd": ["/bin/sh", "-c",
+                         "echo hello; echo oops >&2; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]},
+                {"name": "quiet", "image": image, "cmd": [TESTAPP, "sleep", "600"]}
+            ]}}),
+        )
+        .await;
+    let id = id_of(&m);
+    server.wait_ok("e2e-logs", &id, "started", 30).await;
+    let url = |q: &str| server.url(&format!("/apps/e2e-logs/machines/{id}/logs?{q}"));
+    let get_lines = |q: String| {
+        let client = server.client.clone();
+        async move {
+            let r = client
+                .get(q)
+                .bearer_auth(common::TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            (status, text)
+        }
+    };
+    // Kept lines: wait until a few ticks are there.
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        let (s, text) = get_lines(url("container=talker")).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // stdout and stderr are read separately: their lines may interleave.
+    let hello = lines
+        .iter()
+        .find(|l| l["message"] == json!("hello"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(hello["container"], json!("talker"));
+    assert_eq!(hello["stream"], json!("stdout"));
+    assert!(hello["timestamp"].as_str().unwrap().ends_with('Z'));
+    let ticks: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.starts_with("tick"))
+        .collect();
+    assert_eq!(ticks.first(), Some(&"tick 0"), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == json!("oops") && l["stream"] == json!("stderr")),
+        "{lines:#?}"
+    );
+    let (_, tail) = get_lines(url("container=talker&tail=1")).await;
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.contains("tick"), "{tail}");
+    let (_, quiet) = get_lines(url("container=quiet")).await;
+    assert_eq!(quiet, "", "the quiet container said nothing");
+
+    // Follow: lines keep coming after the kept ones.
+    let resp = server
+        .client
+        .get(url("container=talker&tail=1&follow=true"))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut resp = resp;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lines().count() < 4 && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(seen.lines().count() >= 4, "followed lines: {seen}");
+    drop(resp);
+
+    let (s, text) = get_lines(url("container=nope")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no container \"nope\" (it has talker, quiet)")),
+        "{text}"
+    );
+    let (s, b) = server
+        .post(&format!("/apps/e2e-logs/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    server.wait_ok("e2e-logs", &id, "stopped", 30).await;
+    let (s, text) = get_lines(url("")).await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED, "{text}");
+    assert!(text.contains("only while it runs"), "{text}");
+}

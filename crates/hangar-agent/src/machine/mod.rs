@@ -21,6 +21,7 @@ mod errors;
 mod etc;
 mod images;
 mod launch;
+mod logs;
 mod monitor;
 mod paths;
 mod pidfd;
@@ -45,7 +46,7 @@ use crate::volume::VolumeManager;
 
 pub use checks::CheckInfo;
 pub use errors::AgentError;
-pub use monitor::rfc3339;
+pub use monitor::{rfc3339, rfc3339_ms};
 pub use paths::MachinePaths;
 pub use ps::ProcessInfo;
 

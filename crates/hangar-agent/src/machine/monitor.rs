@@ -82,6 +82,16 @@ pub fn rfc3339(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+/// [`rfc3339`] with milliseconds (`2024-05-01T12:00:00.250Z`).
+pub fn rfc3339_ms(ms: i64) -> String {
+    let whole = rfc3339(ms);
+    format!(
+        "{}.{:03}Z",
+        whole.trim_end_matches('Z'),
+        ms.rem_euclid(1000)
+    )
+}
+
 fn now_rfc3339() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -97,5 +107,9 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_782_400_999), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(
+            super::rfc3339_ms(1_795_000_000_042),
+            "2026-11-18T11:06:40.042Z"
+        );
     }
 }

@@ -163,16 +163,25 @@ pub enum MachineCommand {
     /// Show, take or release a machine's lease.
     #[command(subcommand, after_help = concat!("Examples:\n  hangar machine lease acquire -a my-app 3d8d9014b32e89 --ttl 60\n  hangar machine lease show -a my-app 3d8d9014b32e89\n\n", exit_codes!()))]
     Lease(ops::LeaseCommand),
-    /// A machine's logs: not available (see --help).
-    #[command(after_help = concat!("The Machines API that hangar serve offers has no logs endpoint yet, so this\ncommand cannot show logs; it exits 1 saying so.\n\nExamples:\n  hangar machine logs -a my-app 3d8d9014b32e89 -f\n\n", exit_codes!()))]
+    /// Show a running machine's output (stdout and stderr of its containers).
+    #[command(after_help = concat!("A machine's init keeps the last lines of each container while the machine runs.\n\nExamples:\n  hangar machine logs -a my-app 3d8d9014b32e89\n  hangar machine logs -a my-app 3d8d9014b32e89 -f --container web\n  hangar machine logs -a my-app 3d8d9014b32e89 --tail 20 --json\n\n", exit_codes!()))]
     Logs {
         #[command(flatten)]
         app: AppArgs,
         /// The machine's id.
         id: String,
-        /// Follow new lines.
+        /// Follow new lines until the machine stops (Ctrl-C ends it).
         #[arg(short = 'f', long)]
         follow: bool,
+        /// Only this container's lines.
+        #[arg(long)]
+        container: Option<String>,
+        /// Only the last N kept lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+        /// One JSON object a line (timestamp, container, stream, message).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -252,12 +261,26 @@ pub async fn run(client: &Client, cmd: MachineCommand) -> anyhow::Result<ExitCod
             ops::simple(client, &app.resolve()?, &ids, "uncordon", "Uncordoned").await
         }
         MachineCommand::Lease(cmd) => ops::lease(client, cmd).await,
-        MachineCommand::Logs { app, id, follow } => {
-            let _ = (app, follow);
-            anyhow::bail!(
-                "logs of machine {id}: the Machines API of hangar serve has no logs endpoint yet; \
-                 use `hangar machine exec` to look inside the machine"
+        MachineCommand::Logs {
+            app,
+            id,
+            follow,
+            container,
+            tail,
+            json,
+        } => {
+            ops::logs(
+                client,
+                &app.resolve()?,
+                &id,
+                ops::LogsArgs {
+                    follow,
+                    container,
+                    tail,
+                    json,
+                },
             )
+            .await
         }
     }
 }

@@ -362,3 +362,62 @@ pub async fn lease(client: &Client, cmd: LeaseCommand) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What `hangar machine logs` asks for.
+pub struct LogsArgs {
+    pub follow: bool,
+    pub container: Option<String>,
+    pub tail: Option<u64>,
+    pub json: bool,
+}
+
+/// Prints a machine's log lines: `TIME CONTAINER[stream] MESSAGE`, or the
+/// API's JSON lines with `--json`.
+pub async fn logs(
+    client: &Client,
+    app: &str,
+    id: &str,
+    args: LogsArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut query = vec![format!("follow={}", args.follow)];
+    if let Some(c) = &args.container {
+        query.push(format!(
+            "container={}",
+            form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+        ));
+    }
+    if let Some(n) = args.tail {
+        query.push(format!("tail={n}"));
+    }
+    let path = format!("/apps/{app}/machines/{id}/logs?{}", query.join("&"));
+    let mut out = std::io::stdout().lock();
+    client
+        .get_lines(&path, |line| {
+            use std::io::Write as _;
+            let text = if args.json {
+                line.to_owned()
+            } else {
+                match serde_json::from_str::<Value>(line) {
+                    Ok(v) => {
+                        let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                        let stream = if s("stream") == "stderr" {
+                            "[stderr]"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "{} {}{stream} {}",
+                            s("timestamp"),
+                            s("container"),
+                            s("message")
+                        )
+                    }
+                    Err(_) => line.to_owned(),
+                }
+            };
+            // A closed stdout (`| head`) ends the stream.
+            writeln!(out, "{text}").is_ok()
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -59,10 +59,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `hangar serve` with loopback-only machines and waits until its
-    /// API answers.
+    /// Starts `hangar serve` with loopback-only machines (which the proxy
+    /// cannot reach, so it is not run) and waits until its API answers.
     pub async fn start() -> Server {
-        Self::start_with(&["--network", "none"]).await
+        Self::start_with(&["--network", "none", "--no-proxy"]).await
     }
 
     /// Starts `hangar serve` with these networking arguments.
@@ -89,9 +89,9 @@ impl Server {
     }
 
     /// Starts `hangar serve` with bridge networking on a bridge and an IPv4
-    /// subnet of its own (no NAT): machines get addresses the host reaches
-    /// (`private_ip`, IPv6, and IPv4). The bridge and its firewall rules are
-    /// removed when the server is dropped.
+    /// subnet of its own (no NAT) and its proxy on loopback: machines get
+    /// addresses the host reaches (`private_ip`, IPv6, and IPv4). The bridge
+    /// and its firewall rules are removed when the server is dropped.
     pub async fn start_bridged() -> Server {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
@@ -107,6 +107,8 @@ impl Server {
             "--ipv4-subnet",
             &subnet,
             "--no-nat",
+            "--proxy-bind",
+            "127.0.0.1",
         ])
         .await;
         let prefix =
