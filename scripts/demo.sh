@@ -35,11 +35,16 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-curl -sf "${auth[@]}" -X POST "$api/apps" -d '{"app_name":"demo"}' >/dev/null 2>&1 || true
+port=${HANGAR_DEMO_PORT:-8080}
+export HANGAR_API_URL="http://$listen"
+"$bin/hangar" apps create demo >/dev/null 2>&1 || true
 machine=$(curl -sf "${auth[@]}" -X POST "$api/apps/demo/machines" -d '{
   "name": "demo-'"$(date +%s)"'",
   "config": {
     "guest": {"cpus": 1, "memory_mb": 256},
+    "services": [{"protocol": "tcp", "internal_port": 8080,
+                  "ports": [{"port": '"$port"', "handlers": ["http"]}],
+                  "autostop": "stop", "autostart": true, "min_machines_running": 0}],
     "containers": [
       {"name": "web", "image": "hangar.local/sample:latest",
        "cmd": ["/usr/local/bin/testapp", "serve-http", "8080", "--body", "hello from a Hangar machine"],
@@ -53,18 +58,27 @@ machine=$(curl -sf "${auth[@]}" -X POST "$api/apps/demo/machines" -d '{
 }')
 id=$(sed -E 's/.*"id":"([0-9a-f]+)".*/\1/' <<<"$machine" | head -c 14)
 ipv6=$(sed -E 's/.*"private_ip":"([^"]+)".*/\1/' <<<"$machine")
-ipv4=$(curl -sf "${auth[@]}" -X POST "$api/apps/demo/machines/$id/exec" \
-  -d '{"container":"web","command":["sh","-c","ip -4 -o addr show eth0 | sed -E \"s/.* inet ([0-9.]+).*/\\1/\""]}' \
-  | sed -E 's/.*"stdout":"([0-9.]+).*/\1/')
+ipv4=$(sed -E 's/.*"private_ipv4":"([^"]+)".*/\1/' <<<"$machine")
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 cat <<INFO
 
 Machine $id is started (containers: web, then echo once web is healthy).
+Through the proxy (it stops the machine after a minute or two without traffic,
+and the next request starts it again):
+  curl http://127.0.0.1:$port/
+Directly:
   curl http://$ipv4:8080/
   curl -g 'http://[$ipv6]:8080/health'
-  curl -H 'Authorization: Bearer $HANGAR_API_TOKEN' $api/apps/demo/machines/$id
-  curl -H 'Authorization: Bearer $HANGAR_API_TOKEN' -X POST $api/apps/demo/machines/$id/stop
-The API token is HANGAR_API_TOKEN=$HANGAR_API_TOKEN. Ctrl-C stops the server.
+With the CLI:
+  export HANGAR_API_URL=$HANGAR_API_URL HANGAR_API_TOKEN=$HANGAR_API_TOKEN
+  $bin/hangar machine list -a demo
+  $bin/hangar machine logs -a demo $id
+  $bin/hangar machine exec -a demo $id -- ps
+Ctrl-C stops the server (machines keep running).
 
 INFO
 wait $server
