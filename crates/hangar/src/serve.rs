@@ -144,7 +144,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let prefix = Ipv6Prefix::load_or_generate(&args.data_dir.join("ipv6-prefix"))
             .context("the host's IPv6 prefix")?;
         let mut net = NetworkConfig::new(prefix);
-        net.bridge = args.bridge.clone();
+        net.set_bridge(&args.bridge);
         net.ipv4_subnet = args
             .ipv4_subnet
             .parse::<Ipv4Subnet>()

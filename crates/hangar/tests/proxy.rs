@@ -4,78 +4,33 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Server, pushed_image};
+use common::{Server, free_port, pushed_image};
 use hangar_test_support::Registry;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TESTAPP: &str = "/usr/local/bin/testapp";
 
-/// A `hangar serve` with its own bridge and the proxy on loopback; the
-/// bridge is removed after the server (fields drop in order).
+/// A `hangar serve` with its own bridge (removed with it) and the proxy on
+/// loopback, with its metrics endpoint.
 struct ProxyEnv {
     server: Server,
-    _bridge: BridgeGuard,
     metrics: SocketAddr,
     http: reqwest::Client,
 }
 
-struct BridgeGuard(hangar_agent::network::NetworkConfig);
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        if let Err(e) = hangar_agent::network::HostNetwork::teardown(&self.0) {
-            eprintln!("proxy test: removing bridge {}: {e}", self.0.bridge);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl ProxyEnv {
     async fn start(extra: &[&str]) -> ProxyEnv {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let pid = std::process::id();
-        let bridge = format!("tpx{}x{n}", pid % 1_000_000);
-        let subnet = format!("10.245.{}.0/24", (pid as u64 * 7 + n as u64) % 250);
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics_s = metrics.to_string();
-        let mut args = vec![
-            "--network",
-            "bridge",
-            "--bridge",
-            &bridge,
-            "--ipv4-subnet",
-            &subnet,
-            "--no-nat",
-            "--proxy-bind",
-            "127.0.0.1",
-            "--proxy-metrics",
-            &metrics_s,
-        ];
+        let mut args = vec!["--proxy-metrics", metrics_s.as_str()];
         args.extend_from_slice(extra);
-        let server = Server::start_with(&args).await;
-        let prefix =
-            hangar_agent::network::Ipv6Prefix::load_or_generate(&server.data.join("ipv6-prefix"))
-                .expect("the server's IPv6 prefix");
-        let mut net = hangar_agent::network::NetworkConfig::new(prefix);
-        net.bridge = bridge;
-        net.ipv4_subnet = subnet.parse().expect("test subnet");
-        net.nat = false;
+        let server = Server::start_bridged_with(&args).await;
         ProxyEnv {
             server,
-            _bridge: BridgeGuard(net),
             metrics,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))

@@ -113,7 +113,7 @@ impl BridgeGuard {
         let prefix = Ipv6Prefix::load_or_generate(&data.join("ipv6-prefix"))
             .expect("the server's IPv6 prefix");
         let mut net = NetworkConfig::new(prefix);
-        net.bridge = self.bridge.clone();
+        net.set_bridge(&self.bridge);
         net.ipv4_subnet = self.subnet.parse().expect("bench subnet");
         net.nat = false;
         self.net = Some(net);

@@ -249,6 +249,13 @@ impl Agent {
                     .unwrap_or(true)
             };
             if exited {
+                // Its containers ran and finished before we looked: the
+                // machine did start; its exit is recorded as usual.
+                if super::monitor::read_status(&paths).is_some_and(|s| {
+                    s.error.is_none() && s.containers.iter().any(|c| c.last_exit.is_some())
+                }) {
+                    return Ok(());
+                }
                 return Err(AgentError::Internal(format!(
                     "pilot exited during start: {}",
                     super::monitor::read_exit_reason(&paths)

@@ -6,7 +6,7 @@ use pilot::status::MachineStatus;
 use super::paths::MachinePaths;
 use crate::store::ExitInfo;
 
-fn read_status(paths: &MachinePaths) -> Option<MachineStatus> {
+pub(super) fn read_status(paths: &MachinePaths) -> Option<MachineStatus> {
     let text = std::fs::read(paths.final_status()).ok()?;
     serde_json::from_slice(&text).ok()
 }

@@ -320,6 +320,24 @@ impl NetworkConfig {
         }
     }
 
+    /// Uses `bridge`. Any bridge but the default also gets name prefixes of
+    /// its own (`<bridge>-` for namespaces, `v` and three hex digits of the
+    /// bridge name's hash for veths), so servers with different bridges on
+    /// one host never take each other's machine networks for leftovers.
+    pub fn set_bridge(&mut self, bridge: &str) {
+        self.bridge = bridge.to_owned();
+        if bridge == DEFAULT_BRIDGE {
+            self.netns_prefix = DEFAULT_NETNS_PREFIX.into();
+            self.veth_prefix = DEFAULT_VETH_PREFIX.into();
+        } else {
+            self.netns_prefix = format!("{bridge}-");
+            self.veth_prefix = format!(
+                "v{:03x}",
+                super::names::stable_hash(bridge.as_bytes()) & 0xfff
+            );
+        }
+    }
+
     /// Checks every field; returns the first problem, naming the field.
     pub fn validate(&self) -> Result<()> {
         check_ifname("config.bridge", &self.bridge)?;

@@ -249,3 +249,28 @@ fn ipv6_prefix_is_generated_once_then_loaded() {
     let err = Ipv6Prefix::load_or_generate(&path).unwrap_err().to_string();
     assert!(err.contains("not a unique local address"), "{err}");
 }
+
+#[test]
+fn a_bridge_other_than_the_default_gets_name_prefixes_of_its_own() {
+    let prefix = Ipv6Prefix::generate().unwrap();
+    let mut default = NetworkConfig::new(prefix);
+    default.set_bridge(DEFAULT_BRIDGE);
+    assert_eq!(default.netns_prefix, DEFAULT_NETNS_PREFIX);
+    assert_eq!(default.veth_prefix, DEFAULT_VETH_PREFIX);
+    let mut a = NetworkConfig::new(prefix);
+    a.set_bridge("testbr1");
+    let mut b = NetworkConfig::new(prefix);
+    b.set_bridge("testbr2");
+    for c in [&a, &b] {
+        c.validate().unwrap();
+        assert_ne!(c.veth_prefix, DEFAULT_VETH_PREFIX);
+        assert_ne!(c.netns_prefix, DEFAULT_NETNS_PREFIX);
+    }
+    assert_eq!(a.netns_prefix, "testbr1-");
+    assert_ne!(a.veth_prefix, b.veth_prefix);
+    // The same machine gets different veth names on different bridges.
+    assert_ne!(
+        super::names::veth_name(&a, "0123456789abcd"),
+        super::names::veth_name(&default, "0123456789abcd")
+    );
+}

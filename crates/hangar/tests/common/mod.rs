@@ -37,7 +37,7 @@ pub async fn pushed_image(registry: &Registry, tag: &str) -> String {
 
 /// A free TCP port on loopback (another process may still take it; the
 /// server start is retried on a new port then).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -93,13 +93,18 @@ impl Server {
     /// addresses the host reaches (`private_ip`, IPv6, and IPv4). The bridge
     /// and its firewall rules are removed when the server is dropped.
     pub async fn start_bridged() -> Server {
+        Self::start_bridged_with(&[]).await
+    }
+
+    /// [`start_bridged`](Self::start_bridged) with more arguments of `hangar serve`.
+    pub async fn start_bridged_with(extra: &[&str]) -> Server {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         // Interface names: at most 15 bytes, and not Hangar's default prefixes.
         let bridge = format!("tbr{}x{n}", pid % 1_000_000);
         let subnet = format!("10.246.{}.0/24", (pid as u64 * 7 + n as u64) % 250);
-        let mut server = Self::start_with(&[
+        let mut args = vec![
             "--network",
             "bridge",
             "--bridge",
@@ -109,13 +114,14 @@ impl Server {
             "--no-nat",
             "--proxy-bind",
             "127.0.0.1",
-        ])
-        .await;
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Self::start_with(&args).await;
         let prefix =
             hangar_agent::network::Ipv6Prefix::load_or_generate(&server.data.join("ipv6-prefix"))
                 .expect("the server's IPv6 prefix");
         let mut net = hangar_agent::network::NetworkConfig::new(prefix);
-        net.bridge = bridge;
+        net.set_bridge(&bridge);
         net.ipv4_subnet = subnet.parse().expect("test subnet");
         net.nat = false;
         server.bridge = Some(net);
