@@ -510,16 +510,7 @@ fn check(p: &str, index: usize, c: &HealthCheck) -> Result<CheckPlan, String> {
             let port = h
                 .effective_port()
                 .ok_or_else(|| format!("{p}.port: {:?} is not a TCP port", h.port))?;
-            let mut headers = Vec::new();
-            for hd in h.headers.iter().flatten() {
-                let name = hd
-                    .name
-                    .clone()
-                    .ok_or_else(|| format!("{p}.headers: a header has no name"))?;
-                for v in hd.values.iter().flatten() {
-                    headers.push((name.clone(), v.clone()));
-                }
-            }
+            let headers = header_pairs(p, h.headers.as_deref())?;
             if let Some(s) = &h.scheme
                 && !s.eq_ignore_ascii_case("http")
                 && !s.eq_ignore_ascii_case("https")
@@ -583,6 +574,24 @@ fn check(p: &str, index: usize, c: &HealthCheck) -> Result<CheckPlan, String> {
     })
 }
 
+/// An HTTP check's headers as (name, value) pairs, a pair per value.
+fn header_pairs(
+    p: &str,
+    headers: Option<&[hangar_types::config::HttpHeader]>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for h in headers.unwrap_or_default() {
+        let name = h
+            .name
+            .clone()
+            .ok_or_else(|| format!("{p}.headers: a header has no name"))?;
+        for v in h.values.iter().flatten() {
+            pairs.push((name.clone(), v.clone()));
+        }
+    }
+    Ok(pairs)
+}
+
 /// One of the machine's `checks` (`tcp` or `http` against a port of the
 /// machine): a readiness check that reports, never stops anything. Fly's
 /// defaults: every 15 s, 10 s timeout, a single pass or failure decides.
@@ -595,16 +604,7 @@ fn machine_check(p: &str, name: &str, c: &Check) -> Result<CheckPlan, String> {
     let probe = match c.check_type.as_deref().unwrap_or("tcp") {
         "tcp" => Probe::Tcp { port },
         "http" => {
-            let mut headers = Vec::new();
-            for h in c.headers.iter().flatten() {
-                let hname = h
-                    .name
-                    .clone()
-                    .ok_or_else(|| format!("{p}.headers: a header has no name"))?;
-                for v in h.values.iter().flatten() {
-                    headers.push((hname.clone(), v.clone()));
-                }
-            }
+            let headers = header_pairs(p, c.headers.as_deref())?;
             let https = match c.protocol.as_deref() {
                 None | Some("http") => false,
                 Some("https") => true,
