@@ -52,30 +52,6 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The machine's IPv4 address on the bridge, found by `ip -4 addr` in its
-/// network namespace (the API shows the IPv6 `private_ip`).
-fn machine_ipv4(id: &str) -> Option<String> {
-    let out = Command::new("ip")
-        .args([
-            "-n",
-            &format!("hangar-{id}"),
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "scope",
-            "global",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let addr = text
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)?;
-    Some(addr.split('/').next()?.to_owned())
-}
-
 /// Polls `addr` with an HTTP GET until it answers 200 (at most 10 s).
 async fn until_answers(client: &reqwest::Client, url: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -272,24 +248,19 @@ async fn serve_benchmarks() {
     }
     for id in ids.iter().take(ITERATIONS) {
         stop_stopped(&server, id).await;
+        // The machine keeps its addresses while stopped.
+        let Some(ip) = server.machine(APP, id).await["private_ipv4"]
+            .as_str()
+            .map(str::to_owned)
+        else {
+            port_note = format!("machine {id} has no private_ipv4");
+            break;
+        };
         let t = Instant::now();
         let (s, b) = server
             .post(&format!("/apps/{APP}/machines/{id}/start"), json!({}))
             .await;
         assert_eq!(s, StatusCode::OK, "start {id}: {b}");
-        // The address is assigned at start; look it up once it is there.
-        let mut ip = None;
-        for _ in 0..2000 {
-            ip = machine_ipv4(id);
-            if ip.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let Some(ip) = ip else {
-            port_note = format!("no IPv4 address found in netns hangar-{id}");
-            break;
-        };
         if !until_answers(&client, &format!("http://{ip}:8080/")).await {
             port_note = format!("{ip}:8080 of {id} never answered");
             break;
