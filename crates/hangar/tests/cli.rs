@@ -239,7 +239,7 @@ async fn apps_secrets_tokens_exit_codes_and_bad_fly_toml() {
         .expect(1, "no app anywhere");
     assert!(out.stderr.contains("-a/--app"), "{out:?}");
     let out = hangar(&server, &["machine", "logs", "-a", "cli-apps", "x"]).expect(1, "logs");
-    assert!(out.stderr.contains("no logs endpoint"), "{out:?}");
+    assert!(out.stderr.contains("invalid machine id \"x\""), "{out:?}");
 
     // A bad fly.toml names file, line and key.
     std::fs::write(
