@@ -77,7 +77,7 @@ With the CLI:
   export HANGAR_API_URL=$HANGAR_API_URL HANGAR_API_TOKEN=$HANGAR_API_TOKEN
   $bin/hangar machine list -a demo
   $bin/hangar machine logs -a demo $id
-  $bin/hangar machine exec -a demo $id -- ps
+  $bin/hangar machine exec -a demo $id --container web -- ps
 Ctrl-C stops the server (machines keep running).
 
 INFO

@@ -129,7 +129,7 @@ pub enum MachineCommand {
         app: AppArgs,
         /// The machine's id.
         id: String,
-        /// The container to run in (default: the first).
+        /// The container to run in (needed when the machine has several).
         #[arg(long)]
         container: Option<String>,
         /// Seconds to wait for the command.
