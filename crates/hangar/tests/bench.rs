@@ -161,63 +161,18 @@ impl Drop for RuncBundle {
     }
 }
 
-/// Removes the bench's bridge and its firewall rules on drop (declared
-/// before the server, so it runs after the server's machines are gone).
-struct BridgeGuard {
-    bridge: String,
-    subnet: String,
-    /// The network as the server set it up (read while its data dir exists).
-    net: Option<hangar_agent::network::NetworkConfig>,
-}
-
-impl BridgeGuard {
-    /// Reads the server's IPv6 prefix from its data dir.
-    fn set_up_by(&mut self, data: &std::path::Path) {
-        use hangar_agent::network::{Ipv6Prefix, NetworkConfig};
-        let prefix = Ipv6Prefix::load_or_generate(&data.join("ipv6-prefix"))
-            .expect("the server's IPv6 prefix");
-        let mut net = NetworkConfig::new(prefix);
-        net.set_bridge(&self.bridge);
-        net.ipv4_subnet = self.subnet.parse().expect("bench subnet");
-        net.nat = false;
-        self.net = Some(net);
-    }
-}
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        let Some(net) = &self.net else { return };
-        if let Err(e) = hangar_agent::network::HostNetwork::teardown(net) {
-            eprintln!("bench: removing bridge {}: {e}", self.bridge);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: cargo test -p hangar --release --test bench -- --ignored --nocapture"]
 async fn serve_benchmarks() {
     let pid = std::process::id();
-    let mut guard = BridgeGuard {
-        bridge: format!("bnch{}", pid % 100_000),
-        // Room for the 1000 idle machines and the rest.
-        subnet: format!("10.{}.{}.0/21", 232 + pid % 8, (pid / 8 % 32) * 8),
-        net: None,
-    };
+    let bridge = format!("bnch{}", pid % 100_000);
+    // Room for the 1000 idle machines and the rest.
+    let subnet = format!("10.{}.{}.0/21", 232 + pid % 8, (pid / 8 % 32) * 8);
     let registry = Registry::start().unwrap();
     let image = ImageBuilder::new().build();
     registry.push(&image, "bench/app:1").await.unwrap();
     let reference = registry.reference("bench/app:1");
-    let server = Server::start_with(&[
-        "--network",
-        "bridge",
-        "--bridge",
-        &guard.bridge,
-        "--ipv4-subnet",
-        &guard.subnet,
-        "--no-nat",
-    ])
-    .await;
-    guard.set_up_by(&server.data);
+    let server = Server::start_on_bridge(&bridge, &subnet, &[]).await;
     let server_pid = server.pid().expect("server runs");
     server.create_app(APP).await;
     let config = json!({"config": {"image": reference, "guest": {"cpus": 1, "memory_mb": 128}}});

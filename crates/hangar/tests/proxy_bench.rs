@@ -97,38 +97,6 @@ fn serve_has_flag(flag: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
 }
 
-/// Removes the bench's bridge and its firewall rules on drop (declared
-/// before the server, so it runs after the server's machines are gone).
-struct BridgeGuard {
-    bridge: String,
-    subnet: String,
-    /// The network as the server set it up (read while its data dir exists).
-    net: Option<hangar_agent::network::NetworkConfig>,
-}
-
-impl BridgeGuard {
-    /// Reads the server's IPv6 prefix from its data dir.
-    fn set_up_by(&mut self, data: &Path) {
-        use hangar_agent::network::{Ipv6Prefix, NetworkConfig};
-        let prefix = Ipv6Prefix::load_or_generate(&data.join("ipv6-prefix"))
-            .expect("the server's IPv6 prefix");
-        let mut net = NetworkConfig::new(prefix);
-        net.set_bridge(&self.bridge);
-        net.ipv4_subnet = self.subnet.parse().expect("bench subnet");
-        net.nat = false;
-        self.net = Some(net);
-    }
-}
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        let Some(net) = &self.net else { return };
-        if let Err(e) = hangar_agent::network::HostNetwork::teardown(net) {
-            eprintln!("proxy bench: removing bridge {}: {e}", self.bridge);
-        }
-    }
-}
-
 /// A peer process (nginx, HAProxy) started from a config template; stopped
 /// by its pid on drop (SIGTERM, then SIGKILL after 5 s).
 struct Peer {
@@ -498,28 +466,16 @@ async fn proxy_benchmarks() {
     let registry = Registry::start().unwrap();
     let image = common::pushed_image(&registry, "bench/proxy:1").await;
     let pid = std::process::id();
-    let mut guard = BridgeGuard {
-        bridge: format!("pbch{}", pid % 100_000),
-        subnet: format!("10.245.{}.0/24", pid % 250),
-        net: None,
-    };
-    let mut args = vec![
-        "--network",
-        "bridge",
-        "--bridge",
-        &guard.bridge,
-        "--ipv4-subnet",
-        &guard.subnet,
-        "--no-nat",
-    ];
+    let bridge = format!("pbch{}", pid % 100_000);
+    let subnet = format!("10.245.{}.0/24", pid % 250);
+    let mut args = vec![];
     // Service ports on loopback only, when this build of `hangar serve` runs
     // the proxy at all.
     let proxy_in_serve = serve_has_flag("--proxy-bind");
     if proxy_in_serve {
         args.extend(["--proxy-bind", "127.0.0.1"]);
     }
-    let server = Server::start_with(&args).await;
-    guard.set_up_by(&server.data);
+    let server = Server::start_on_bridge(&bridge, &subnet, &args).await;
     server.create_app(APP).await;
     let service_port = free_port();
     let config = json!({"config": {

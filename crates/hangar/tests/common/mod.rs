@@ -104,16 +104,23 @@ impl Server {
         // Interface names: at most 15 bytes, and not Hangar's default prefixes.
         let bridge = format!("tbr{}x{n}", pid % 1_000_000);
         let subnet = format!("10.246.{}.0/24", (pid as u64 * 7 + n as u64) % 250);
+        let mut args = vec!["--proxy-bind", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        Self::start_on_bridge(&bridge, &subnet, &args).await
+    }
+
+    /// `hangar serve` with bridge networking on `bridge` and `subnet` (no
+    /// NAT) and `extra` arguments; the bridge and its firewall rules are
+    /// removed when the server is dropped, after its machines.
+    pub async fn start_on_bridge(bridge: &str, subnet: &str, extra: &[&str]) -> Server {
         let mut args = vec![
             "--network",
             "bridge",
             "--bridge",
-            &bridge,
+            bridge,
             "--ipv4-subnet",
-            &subnet,
+            subnet,
             "--no-nat",
-            "--proxy-bind",
-            "127.0.0.1",
         ];
         args.extend_from_slice(extra);
         let mut server = Self::start_with(&args).await;
@@ -121,7 +128,7 @@ impl Server {
             hangar_agent::network::Ipv6Prefix::load_or_generate(&server.data.join("ipv6-prefix"))
                 .expect("the server's IPv6 prefix");
         let mut net = hangar_agent::network::NetworkConfig::new(prefix);
-        net.set_bridge(&bridge);
+        net.set_bridge(bridge);
         net.ipv4_subnet = subnet.parse().expect("test subnet");
         net.nat = false;
         server.bridge = Some(net);
