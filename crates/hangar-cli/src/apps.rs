@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::Client;
-use crate::output::{Table, field, print_json};
+use crate::output::{print_json, print_list};
 use crate::prompt::confirm;
 
 /// `hangar apps ...`
@@ -55,26 +55,18 @@ pub async fn run(client: &Client, cmd: AppsCommand) -> anyhow::Result<ExitCode> 
         }
         AppsCommand::List { json } => {
             let apps = client.get("/apps").await?;
-            let list = apps
-                .get("apps")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if json {
-                print_json(&Value::Array(list));
-            } else {
-                let mut t = Table::new(&["NAME", "ORG", "STATUS", "MACHINES", "CREATED"]);
-                for a in &list {
-                    t.row(vec![
-                        field(a, "/name"),
-                        field(a, "/organization/slug"),
-                        field(a, "/status"),
-                        field(a, "/machine_count"),
-                        field(a, "/created_at"),
-                    ]);
-                }
-                t.print();
-            }
+            print_list(
+                &apps,
+                "apps",
+                json,
+                &[
+                    ("NAME", "/name"),
+                    ("ORG", "/organization/slug"),
+                    ("STATUS", "/status"),
+                    ("MACHINES", "/machine_count"),
+                    ("CREATED", "/created_at"),
+                ],
+            );
         }
         AppsCommand::Destroy { name, yes } => {
             if !yes && !confirm(&format!("Destroy app {name} and everything in it?")) {

@@ -56,6 +56,26 @@ impl Table {
 }
 
 /// Prints a JSON value, pretty.
+/// Prints the array at `key` of an API answer: as JSON with `json`, else as
+/// a table of `columns` (header, JSON pointer into each item).
+pub fn print_list(answer: &Value, key: &str, json: bool, columns: &[(&str, &str)]) {
+    let list = answer
+        .get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if json {
+        print_json(&Value::Array(list));
+        return;
+    }
+    let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let mut t = Table::new(&header);
+    for item in &list {
+        t.row(columns.iter().map(|(_, p)| field(item, p)).collect());
+    }
+    t.print();
+}
+
 pub fn print_json(v: &Value) {
     println!(
         "{}",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::{Map, Value, json};
 
 use crate::client::Client;
-use crate::output::{Table, field, print_json};
+use crate::output::print_list;
 use crate::target::AppArgs;
 
 /// `hangar secrets ...`
@@ -79,24 +79,16 @@ pub async fn run(client: &Client, cmd: SecretsCommand) -> anyhow::Result<ExitCod
         SecretsCommand::List { app, json } => {
             let app = app.resolve()?;
             let s = client.get(&format!("/apps/{app}/secrets")).await?;
-            let list = s
-                .get("secrets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if json {
-                print_json(&Value::Array(list));
-            } else {
-                let mut t = Table::new(&["NAME", "DIGEST", "UPDATED"]);
-                for x in &list {
-                    t.row(vec![
-                        field(x, "/name"),
-                        field(x, "/digest"),
-                        field(x, "/updated_at"),
-                    ]);
-                }
-                t.print();
-            }
+            print_list(
+                &s,
+                "secrets",
+                json,
+                &[
+                    ("NAME", "/name"),
+                    ("DIGEST", "/digest"),
+                    ("UPDATED", "/updated_at"),
+                ],
+            );
         }
         SecretsCommand::Unset { app, names } => {
             let app = app.resolve()?;

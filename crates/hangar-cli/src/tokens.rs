@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::Client;
-use crate::output::{Table, field, print_json};
+use crate::output::{field, print_json, print_list};
 
 /// `hangar tokens ...`
 #[derive(Debug, clap::Subcommand)]
@@ -56,26 +56,18 @@ pub async fn run(client: &Client, cmd: TokensCommand) -> anyhow::Result<ExitCode
         }
         TokensCommand::List { json } => {
             let t = client.get("/tokens").await?;
-            let list = t
-                .get("tokens")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if json {
-                print_json(&Value::Array(list));
-            } else {
-                let mut table = Table::new(&["ID", "NAME", "ADMIN", "REVOKED", "CREATED"]);
-                for x in &list {
-                    table.row(vec![
-                        field(x, "/id"),
-                        field(x, "/name"),
-                        field(x, "/admin"),
-                        field(x, "/revoked"),
-                        field(x, "/created_at"),
-                    ]);
-                }
-                table.print();
-            }
+            print_list(
+                &t,
+                "tokens",
+                json,
+                &[
+                    ("ID", "/id"),
+                    ("NAME", "/name"),
+                    ("ADMIN", "/admin"),
+                    ("REVOKED", "/revoked"),
+                    ("CREATED", "/created_at"),
+                ],
+            );
         }
         TokensCommand::Revoke { id } => {
             client.delete(&format!("/tokens/{id}")).await?;
