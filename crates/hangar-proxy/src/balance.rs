@@ -153,7 +153,16 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
     tracing::info!(app = %live.app, machine = %live.id, "autostart");
     shared.metrics.autostarts.inc();
     loop {
-        match shared.fleet.start(&live.app, &live.id).await {
+        let (fleet, app, id) = (shared.fleet.clone(), live.app.clone(), live.id.clone());
+        let started = match shared
+            .main
+            .spawn(async move { fleet.start(&app, &id).await })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(format!("the proxy is shutting down: {e}")),
+        };
+        match started {
             Ok(()) => break,
             // Already started or starting (perhaps by someone else): wait
             // for the port. Still stopping: start it again once stopped.

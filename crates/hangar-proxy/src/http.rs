@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -78,7 +79,7 @@ pub async fn serve<S>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
-    let served = builder.serve_connection(TokioIo::new(io), svc);
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::select! {
         r = served => {
             if let Err(e) = r {
@@ -186,7 +187,15 @@ async fn forward(
         region: header_string(req.headers(), &FLY_PREFER_REGION),
         instance: header_string(req.headers(), &FLY_FORCE_INSTANCE_ID),
     };
+    // An upgrade (WebSocket and the like) goes to HTTP/1.1 machines only.
+    let upgrade = upgrade_of(&req).filter(|_| !h2_backend);
     prepare(shared, fwd, &mut req);
+    let mut client_upgrade = upgrade.map(|protocol| {
+        let h = req.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, protocol);
+        hyper::upgrade::on(&mut req)
+    });
 
     let mut avoid: Vec<Arc<Live>> = Vec::new();
     for _ in 0..3 {
@@ -219,7 +228,7 @@ async fn forward(
                 Ok(mut sender) => {
                     set_absolute_uri(&mut req);
                     return match sender.send_request(req).await {
-                        Ok(resp) => respond(resp, None, live, guard),
+                        Ok(resp) => respond(resp, None, live, guard, None),
                         Err(e) => {
                             tracing::debug!(machine = %live.id, "proxy: upstream h2: {e}");
                             live.h2.lock().expect("h2 lock").take();
@@ -241,7 +250,9 @@ async fn forward(
         // the request back unsent, and a fresh connection is tried.
         while let Some(mut sender) = checkout(&live).await {
             match sender.try_send_request(req).await {
-                Ok(resp) => return respond(resp, Some(sender), live, guard),
+                Ok(resp) => {
+                    return respond(resp, Some(sender), live, guard, client_upgrade.take());
+                }
                 Err(mut e) => match e.take_message() {
                     Some(r) => req = r,
                     None => {
@@ -253,7 +264,9 @@ async fn forward(
         }
         match connect(&live).await {
             Ok(mut sender) => match sender.try_send_request(req).await {
-                Ok(resp) => return respond(resp, Some(sender), live, guard),
+                Ok(resp) => {
+                    return respond(resp, Some(sender), live, guard, client_upgrade.take());
+                }
                 Err(mut e) => {
                     tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
                     // Closed before the request went out (a machine going
@@ -283,15 +296,72 @@ async fn forward(
     )
 }
 
+/// The machine's answer as the client gets it. A `101 Switching Protocols`
+/// answer to a client's upgrade request joins the two upgraded connections
+/// (the machine's is not pooled again) until either side closes, holding a
+/// unit of the machine's load meanwhile.
 fn respond(
-    resp: Response<Incoming>,
+    mut resp: Response<Incoming>,
     sender: Option<SendRequest<Incoming>>,
     live: Arc<Live>,
     guard: crate::live::LoadGuard,
+    client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client) = client_upgrade
+    {
+        let protocol = resp.headers().get(header::UPGRADE).cloned();
+        let machine = hyper::upgrade::on(&mut resp);
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = protocol {
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        tokio::spawn(tunnel(client, machine, guard));
+        return Response::from_parts(parts, ProxyBody::text(""));
+    }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, ProxyBody::upstream(body, sender, live, guard))
+}
+
+/// Copies bytes both ways between an upgraded client connection and the
+/// machine's until one side closes.
+async fn tunnel(client: OnUpgrade, machine: OnUpgrade, guard: crate::live::LoadGuard) {
+    match tokio::try_join!(client, machine) {
+        Ok((client, machine)) => {
+            let (mut client, mut machine) = (TokioIo::new(client), TokioIo::new(machine));
+            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut machine).await {
+                tracing::debug!(machine = %guard.live().id, "proxy: upgraded connection: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::debug!(machine = %guard.live().id, "proxy: upgrade: {e}");
+        }
+    }
+    drop(guard);
+}
+
+/// The protocol a client's HTTP/1.1 request asks to switch to (`Upgrade`
+/// with `Connection: upgrade`), if any.
+fn upgrade_of(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let asks = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if !asks {
+        return None;
+    }
+    req.headers().get(header::UPGRADE).cloned()
 }
 
 async fn checkout(live: &Live) -> Option<SendRequest<Incoming>> {
@@ -364,7 +434,7 @@ async fn connect(live: &Live) -> std::io::Result<SendRequest<Incoming>> {
         .await
         .map_err(std::io::Error::other)?;
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender)
 }

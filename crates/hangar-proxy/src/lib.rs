@@ -36,7 +36,9 @@ pub mod options;
 mod proxy_proto;
 mod shared;
 mod tcp;
+mod udp;
 pub mod tls;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,8 @@ pub struct ProxyArgs {
 pub enum ProxyError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("starting the proxy's threads: {0}")]
+    Threads(#[source] std::io::Error),
     #[error("--proxy-metrics {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -81,6 +85,7 @@ pub struct Proxy {
     shared: Arc<shared::Shared>,
     metrics_addr: Option<SocketAddr>,
     _tasks: shared::Tasks,
+    _workers: workers::WorkersGuard,
 }
 
 impl Proxy {
@@ -99,11 +104,14 @@ impl Proxy {
             &opts.domain,
         )?;
         let metrics = opts.metrics;
+        let (workers, workers_guard) =
+            workers::Workers::start(opts.threads).map_err(ProxyError::Threads)?;
         let shared = Arc::new(shared::Shared::new(
             opts,
             region.to_owned(),
             fleet,
             Some(tls),
+            workers,
         ));
         let mut tasks = Vec::new();
         let mut metrics_addr = None;
@@ -120,6 +128,7 @@ impl Proxy {
             shared,
             metrics_addr,
             _tasks: shared::Tasks(Mutex::new(tasks)),
+            _workers: workers_guard,
         })
     }
 

@@ -22,11 +22,11 @@ pub async fn accept_loop(shared: Arc<Shared>, port: u16, listener: TcpListener) 
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle(shared.clone(), port, stream, peer));
+        shared.workers.dispatch(shared.clone(), port, stream, peer);
     }
 }
 
-async fn handle(shared: Arc<Shared>, port: u16, stream: TcpStream, peer: SocketAddr) {
+pub async fn handle(shared: Arc<Shared>, port: u16, stream: TcpStream, peer: SocketAddr) {
     let Some(route) = shared.catalog().ports.get(&port).cloned() else {
         return;
     };

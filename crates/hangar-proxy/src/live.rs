@@ -12,6 +12,7 @@ use hyper::client::conn::http1::SendRequest;
 
 use crate::clock;
 use crate::fleet::MachineState;
+use crate::workers::{POOL_SLOTS, current};
 
 /// One machine's service (machine id + internal port + address).
 #[derive(Debug)]
@@ -34,8 +35,9 @@ pub struct Live {
     busy_until: AtomicU64,
     /// Serializes starts: concurrent cold requests share one.
     pub start_lock: tokio::sync::Mutex<()>,
-    /// Idle HTTP/1.1 upstream connections.
-    pub pool: Mutex<Vec<SendRequest<Incoming>>>,
+    /// Idle HTTP/1.1 upstream connections, one pool per worker thread: a
+    /// connection is driven by a task on the thread that made it.
+    pools: [Mutex<Vec<SendRequest<Incoming>>>; POOL_SLOTS],
     /// The shared HTTP/2 (h2c) upstream connection, for `h2_backend`.
     pub h2: Mutex<Option<hyper::client::conn::http2::SendRequest<Incoming>>>,
 }
@@ -56,7 +58,7 @@ impl Live {
             last_active: AtomicU64::new(clock::now_ms()),
             busy_until: AtomicU64::new(0),
             start_lock: tokio::sync::Mutex::new(()),
-            pool: Mutex::new(Vec::new()),
+            pools: std::array::from_fn(|_| Mutex::new(Vec::new())),
             h2: Mutex::new(None),
         }
     }
@@ -67,7 +69,7 @@ impl Live {
         self.state_asked.store(asked, Ordering::Relaxed);
         self.cordoned.store(cordoned, Ordering::Relaxed);
         if state != MachineState::Started && state != MachineState::Starting {
-            self.pool.lock().expect("pool lock").clear();
+            self.clear_pools();
             self.h2.lock().expect("h2 lock").take();
         }
     }
@@ -88,7 +90,18 @@ impl Live {
         self.proxy_started.store(0, Ordering::Relaxed);
         self.state
             .store(MachineState::Stopping as u8, Ordering::Relaxed);
-        self.pool.lock().expect("pool lock").clear();
+        self.clear_pools();
+    }
+
+    fn clear_pools(&self) {
+        for pool in &self.pools {
+            pool.lock().expect("pool lock").clear();
+        }
+    }
+
+    /// This thread's pool of idle connections.
+    fn pool(&self) -> &Mutex<Vec<SendRequest<Incoming>>> {
+        &self.pools[current() % POOL_SLOTS]
     }
 
     /// Whether requests may go to the machine now (before health and load).
@@ -158,7 +171,7 @@ impl Live {
 
     /// An idle pooled connection, if one is ready.
     pub fn checkout(&self) -> Option<SendRequest<Incoming>> {
-        let mut pool = self.pool.lock().expect("pool lock");
+        let mut pool = self.pool().lock().expect("pool lock");
         while let Some(s) = pool.pop() {
             if s.is_ready() {
                 return Some(s);
@@ -172,7 +185,7 @@ impl Live {
         if sender.is_closed() || !self.running() {
             return;
         }
-        let mut pool = self.pool.lock().expect("pool lock");
+        let mut pool = self.pool().lock().expect("pool lock");
         if pool.len() < 256 {
             pool.push(sender);
         }

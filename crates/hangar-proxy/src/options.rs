@@ -70,12 +70,20 @@ pub struct ProxyOptions {
     /// A client connection with no traffic for this long is closed.
     #[arg(long = "proxy-idle-timeout", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// A UDP flow (one client address on one UDP service port) with no
+    /// datagram either way for this long ends; the client's next datagram
+    /// may go to another machine.
+    #[arg(long = "proxy-udp-idle-timeout", default_value = "30s", value_parser = parse_duration)]
+    pub udp_idle_timeout: Duration,
     /// How long a request waits for a machine under its hard limit before 503.
     #[arg(long = "proxy-queue-timeout", default_value = "5s", value_parser = parse_duration)]
     pub queue_timeout: Duration,
     /// How long a request is held while its machine starts before 503.
     #[arg(long = "proxy-start-timeout", default_value = "30s", value_parser = parse_duration)]
     pub start_timeout: Duration,
+    /// Threads serving client connections (0: one per CPU).
+    #[arg(long = "proxy-threads", env = "HANGAR_PROXY_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl Default for ProxyOptions {
@@ -91,8 +99,10 @@ impl Default for ProxyOptions {
             max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            udp_idle_timeout: Duration::from_secs(30),
             queue_timeout: Duration::from_secs(5),
             start_timeout: Duration::from_secs(30),
+            threads: 0,
         }
     }
 }

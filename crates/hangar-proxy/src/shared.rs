@@ -27,6 +27,11 @@ pub struct Shared {
     pub fleet: Arc<dyn Fleet>,
     pub metrics: Metrics,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The threads client connections are served on.
+    pub workers: crate::workers::Workers,
+    /// The runtime the proxy was started on: calls to the fleet run there,
+    /// not on a worker thread, so what they spawn outlives no worker.
+    pub main: tokio::runtime::Handle,
     catalog: RwLock<Arc<Catalog>>,
     rotation: std::sync::atomic::AtomicUsize,
     refresh_now: Notify,
@@ -39,6 +44,7 @@ impl Shared {
         region: String,
         fleet: Arc<dyn Fleet>,
         tls: Option<Arc<rustls::ServerConfig>>,
+        workers: crate::workers::Workers,
     ) -> Shared {
         Shared {
             opts,
@@ -47,6 +53,8 @@ impl Shared {
             fleet,
             metrics: Metrics::default(),
             tls,
+            workers,
+            main: tokio::runtime::Handle::current(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             rotation: std::sync::atomic::AtomicUsize::new(0),
             refresh_now: Notify::new(),
@@ -95,6 +103,7 @@ impl Shared {
 pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiver<i64>>) {
     let mut registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
     let mut listeners = Listeners(HashMap::new());
+    let mut udp_ports = crate::udp::UdpPorts::default();
     let mut failed_ports: HashMap<u16, u64> = HashMap::new();
     let mut checkers = crate::checks::Checkers::default();
     let mut warned_unreachable = false;
@@ -114,6 +123,7 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
                     );
                 }
                 sync_listeners(&shared, &cat, &mut listeners.0, &mut failed_ports);
+                udp_ports.sync(&shared, &cat);
                 *shared.catalog.write().expect("catalog lock") = Arc::new(cat);
                 shared.generation.send_modify(|g| *g += 1);
             }

@@ -10,9 +10,14 @@
 //!   or from `--unhealthy-after` seconds on (counted from the start);
 //!   `GET /` answers the body (default `hello from testapp`), a line
 //!   `hostname=NAME`, and one line `NAME=VALUE` (or `NAME=<unset>`) per
-//!   `?env=NAME` in the query; `GET /exit?code=N` answers, then exits with N.
-//!   Any other path answers 404.
+//!   `?env=NAME` in the query; `GET /exit?code=N` answers, then exits with N;
+//!   `GET /echo` with `Upgrade: echo` (and `Connection: upgrade`) switches
+//!   protocols (101) and echoes every byte back, as a WebSocket server would
+//!   after its handshake. Any other path answers 404.
 //! - `serve-tcp PORT`: a TCP echo server on all addresses.
+//! - `serve-udp PORT`: a UDP server on all addresses that answers each
+//!   datagram with `HOSTNAME: ` followed by the datagram (a machine's
+//!   hostname is its id, so tests can tell machines apart).
 //! - `exit CODE`: exits with CODE.
 //! - `sleep SECS`: sleeps (fractions allowed), then exits 0.
 //! - `ignore-signals`: ignores SIGTERM, SIGINT, SIGHUP and SIGQUIT and sleeps forever.
@@ -25,12 +30,13 @@
 //! - `alloc MB`: allocates and touches MB MiB, prints `allocated MB MiB`, sleeps forever.
 //! - `env`: prints the environment, one `NAME=VALUE` per line, sorted.
 //!
-//! The servers print `listening on PORT` once they accept connections.
+//! The servers print `listening on PORT` once they accept connections (or
+//! datagrams).
 //! Usage errors exit 2, runtime errors exit 1.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -41,8 +47,10 @@ usage: testapp COMMAND [ARGS]
 commands:
   serve-http PORT [--unhealthy-after SECS] [--healthy-after SECS] [--body TEXT]
                      HTTP/1.1 server: /health (200 or 503), / (body, hostname,
-                     ?env=NAME values), /exit?code=N
+                     ?env=NAME values), /exit?code=N, /echo (Upgrade: echo,
+                     then echoes bytes)
   serve-tcp PORT     TCP echo server
+  serve-udp PORT     UDP server: answers each datagram with HOSTNAME: DATAGRAM
   exit CODE          exit with CODE
   sleep SECS         sleep, then exit 0
   ignore-signals     ignore SIGTERM/SIGINT/SIGHUP/SIGQUIT and sleep forever
@@ -85,6 +93,7 @@ fn main() -> ExitCode {
         }
         "serve-http" => serve_http(rest),
         "serve-tcp" => serve_tcp(rest),
+        "serve-udp" => serve_udp(rest),
         "exit" => exit_with(rest),
         "sleep" => sleep(rest),
         "ignore-signals" => ignore_signals(),
@@ -297,6 +306,28 @@ fn serve_tcp(args: &[String]) -> Result<(), Failure> {
     Ok(())
 }
 
+fn serve_udp(args: &[String]) -> Result<(), Failure> {
+    let port: u16 = parse(arg(args, 0, "PORT")?, "PORT")?;
+    let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+    let socket = match UdpSocket::bind(v6) {
+        Ok(socket) => socket,
+        Err(_) => UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+            .map_err(|e| Failure::Runtime(format!("bind UDP port {port}: {e}")))?,
+    };
+    println!("listening on {port}");
+    let _ = io::stdout().flush();
+    let mut answer = format!("{}: ", hostname()).into_bytes();
+    let prefix = answer.len();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, peer) = socket.recv_from(&mut buf).map_err(runtime("UDP receive"))?;
+        answer.truncate(prefix);
+        answer.extend_from_slice(&buf[..n]);
+        // A lost answer is the client's to retry, as with any UDP server.
+        let _ = socket.send_to(&answer, peer);
+    }
+}
+
 struct HttpOptions {
     started: Instant,
     healthy_after: Option<Duration>,
@@ -368,6 +399,8 @@ struct Request {
     method: String,
     target: String,
     keep_alive: bool,
+    /// The `Upgrade` header, when `Connection` names `upgrade`.
+    upgrade: Option<String>,
 }
 
 /// Serves requests on one connection until the client closes it, asks for
@@ -413,6 +446,23 @@ fn serve_connection(stream: TcpStream, options: &HttpOptions) -> io::Result<()> 
                 }
             }
             respond(&mut writer, 200, &body, head, request.keep_alive)?;
+        } else if path == "/echo" {
+            if request.upgrade.as_deref() != Some("echo") {
+                respond(
+                    &mut writer,
+                    426,
+                    "/echo: send Upgrade: echo and Connection: upgrade\n",
+                    head,
+                    request.keep_alive,
+                )?;
+                continue;
+            }
+            writer.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )?;
+            // Bytes the client sent right after the head are in the reader.
+            io::copy(&mut reader, &mut writer)?;
+            return Ok(());
         } else if path == "/exit" {
             let code = query_pairs(query)
                 .find(|(name, _)| name == "code")
@@ -510,6 +560,8 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Result<Request, 
     let mut keep_alive = version == "HTTP/1.1";
     let mut content_length: u64 = 0;
     let mut chunked = false;
+    let mut upgrade = None;
+    let mut connection_upgrade = false;
     loop {
         line.clear();
         let n = reader.take(MAX_HEAD as u64).read_line(&mut line)?;
@@ -542,6 +594,9 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Result<Request, 
             } else if value.contains("keep-alive") {
                 keep_alive = true;
             }
+            connection_upgrade |= value.split(',').any(|t| t.trim() == "upgrade");
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade = Some(value.to_string());
         }
     }
     if chunked {
@@ -555,6 +610,7 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Result<Request, 
         method,
         target,
         keep_alive,
+        upgrade: upgrade.filter(|_| connection_upgrade),
     })))
 }
 
@@ -592,6 +648,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Unknown",

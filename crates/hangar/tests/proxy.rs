@@ -392,3 +392,91 @@ async fn hangar_proxy_on_its_own_in_front_of_a_server_without_one() {
     assert_eq!(env.server.state("alone", &id).await, "started");
     drop(proxy);
 }
+
+/// The value of `hangar_proxy_machine_load` for machine `id`.
+fn machine_load(metrics: &str, id: &str) -> f64 {
+    let label = format!("machine=\"{id}\"");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("hangar_proxy_machine_load{") && l.contains(&label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no load of {id} in\n{metrics}"))
+}
+
+/// Reads from `stream` until `want` has been seen (at most 10 s).
+async fn read_until(stream: &mut tokio::net::TcpStream, want: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "waiting for {want:?}: {other:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgraded_connections_are_relayed_both_ways_and_count_as_load() {
+    use tokio::io::AsyncWriteExt;
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-upgrade:1").await;
+    let env = ProxyEnv::start(&[]).await;
+    let port = free_port();
+    env.server.create_app("upg").await;
+    let services = json!([{"protocol": "tcp", "internal_port": 8080,
+        "ports": [{"port": port, "handlers": ["http"]}]}]);
+    let m = env
+        .server
+        .create_machine("upg", http_machine(&image, "upg-body", services, &[]))
+        .await;
+    let id = id_of(&m);
+    env.server.wait_ok("upg", &id, "started", 30).await;
+    env.get_ok(port, "upg", "/").await;
+
+    // Without the upgrade headers the machine refuses: the proxy does not
+    // invent an upgrade.
+    let (s, body) = env.get(port, "upg", "/echo").await;
+    assert_eq!(s.as_u16(), 426, "{body}");
+
+    let mut ws = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    ws.write_all(
+        b"GET /echo HTTP/1.1\r\nHost: upg.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_until(&mut ws, "\r\n\r\n").await;
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 101"), "{head}");
+    assert!(lower.contains("upgrade: echo"), "{head}");
+    assert!(lower.contains("connection: upgrade"), "{head}");
+    for word in ["ping", "pong", "a longer message after those"] {
+        ws.write_all(format!("{word}\n").as_bytes()).await.unwrap();
+        let echoed = read_until(&mut ws, &format!("{word}\n")).await;
+        assert_eq!(echoed, format!("{word}\n"));
+    }
+    // The open tunnel is load on the machine (autostop leaves it alone) ...
+    assert_eq!(machine_load(&env.metrics().await, &id), 1.0);
+    // ... until the client closes it.
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let load = machine_load(&env.metrics().await, &id);
+        if load == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "load stays {load}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ordinary requests still work on the same port.
+    let body = env.get_ok(port, "upg", "/").await;
+    assert!(body.starts_with("upg-body"), "{body}");
+}
