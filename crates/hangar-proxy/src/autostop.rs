@@ -33,7 +33,7 @@ pub async fn run_once(shared: &Arc<Shared>) -> Vec<String> {
     let catalog = shared.catalog();
     let mut seen = HashSet::new();
     let mut stops: Vec<(Arc<Live>, AutostopMode)> = Vec::new();
-    for route in catalog.ports.values() {
+    for route in catalog.ports.values().chain(catalog.udp_ports.values()) {
         for g in route.apps.values() {
             if g.autostop == AutostopMode::Off || !seen.insert((g.app.clone(), g.internal_port)) {
                 continue;

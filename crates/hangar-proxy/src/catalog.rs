@@ -1,6 +1,7 @@
 //! The routing table, rebuilt from each machine list: public port → handlers
 //! and the apps served there → each app's service (limits, autostart and
-//! autostop settings) and machines.
+//! autostop settings) and machines. TCP and UDP ports are separate tables:
+//! 53/tcp and 53/udp may belong to different apps.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,13 +96,28 @@ pub fn strip_port(host: &str) -> &str {
 /// The whole routing table.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// TCP public ports.
     pub ports: HashMap<u16, Arc<PortRoute>>,
+    /// UDP public ports: one app each (a datagram carries no name to route
+    /// by), with no handlers.
+    pub udp_ports: HashMap<u16, Arc<PortRoute>>,
+    /// UDP ports claimed by more than one app, and who got them.
+    pub udp_conflicts: Vec<UdpConflict>,
     /// Every live machine service, for autostop, checks and metrics.
     pub lives: Vec<Arc<Live>>,
     /// Machines with services but no address (`--network none`).
     pub unreachable: usize,
     /// Service checks to run, per machine service.
     pub checks: Vec<(LiveKey, Arc<Live>, Vec<crate::checks::Probe>)>,
+}
+
+/// A UDP public port several apps declare: `winner` (the app of the lowest
+/// machine id) serves it, `losers` get no traffic on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConflict {
+    pub port: u16,
+    pub winner: String,
+    pub losers: Vec<String>,
 }
 
 /// Key of a [`Live`] across refreshes.
@@ -149,6 +165,27 @@ fn public_ports(port: &hangar_types::config::MachinePort) -> Vec<u16> {
     }
 }
 
+/// The transport of a service (`protocol`, `tcp` when not given); none for a
+/// protocol the proxy does not know.
+fn transport(service: &hangar_types::config::MachineService) -> Option<Transport> {
+    match service.protocol.as_deref() {
+        None => Some(Transport::Tcp),
+        Some(p) if p.eq_ignore_ascii_case("tcp") => Some(Transport::Tcp),
+        Some(p) if p.eq_ignore_ascii_case("udp") => Some(Transport::Udp),
+        Some(_) => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// One UDP port while the table is built: every app that declares it, with
+/// the lowest id of its machines there (the lowest of all wins the port).
+type UdpBuild = HashMap<String, (String, GroupBuild)>;
+
 struct GroupBuild {
     app: String,
     internal_port: u16,
@@ -162,6 +199,22 @@ struct GroupBuild {
     unreachable: usize,
 }
 
+impl GroupBuild {
+    fn finish(self) -> Arc<Group> {
+        Arc::new(Group {
+            app: self.app,
+            internal_port: self.internal_port,
+            soft_limit: self.soft_limit,
+            hard_limit: self.hard_limit.max(self.soft_limit),
+            concurrency: self.concurrency,
+            autostart: self.autostart,
+            autostop: self.autostop,
+            min_running: self.min_running,
+            machines: self.machines,
+        })
+    }
+}
+
 /// Builds the catalog from a machine list asked for at `asked` (clock ms),
 /// reusing the [`Live`]s in `registry` (and dropping those of machines that
 /// are gone).
@@ -172,6 +225,7 @@ pub fn build(
 ) -> Catalog {
     let mut next_registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
     let mut ports: HashMap<u16, (Handlers, HashMap<String, GroupBuild>)> = HashMap::new();
+    let mut udp: HashMap<u16, UdpBuild> = HashMap::new();
     let mut unreachable = 0;
     let mut checks = Vec::new();
     for m in machines {
@@ -182,13 +236,9 @@ pub fn build(
             unreachable += 1;
         }
         for service in &m.services {
-            if service
-                .protocol
-                .as_deref()
-                .is_some_and(|p| !p.eq_ignore_ascii_case("tcp"))
-            {
-                continue; // udp is not proxied
-            }
+            let Some(transport) = transport(service) else {
+                continue;
+            };
             let Some(internal_port) = service
                 .internal_port
                 .and_then(|p| u16::try_from(p).ok())
@@ -221,30 +271,46 @@ pub fn build(
                 live
             });
             let conc = service.concurrency.clone().unwrap_or_default();
+            let new_group = || GroupBuild {
+                app: m.app.clone(),
+                internal_port,
+                soft_limit: conc.soft_limit_or_default().max(1),
+                hard_limit: conc.hard_limit_or_default().max(1),
+                concurrency: if conc.concurrency_type.as_deref() == Some("requests") {
+                    ConcurrencyType::Requests
+                } else {
+                    ConcurrencyType::Connections
+                },
+                autostart: service.autostart.unwrap_or(true),
+                autostop: service.autostop_mode(),
+                min_running: service
+                    .min_machines_running
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+                machines: Vec::new(),
+                unreachable: 0,
+            };
             for port in service.ports() {
                 for public in public_ports(port) {
-                    let (_, apps) = ports
-                        .entry(public)
-                        .or_insert_with(|| (handlers_of(port), HashMap::new()));
-                    let g = apps.entry(m.app.clone()).or_insert_with(|| GroupBuild {
-                        app: m.app.clone(),
-                        internal_port,
-                        soft_limit: conc.soft_limit_or_default().max(1),
-                        hard_limit: conc.hard_limit_or_default().max(1),
-                        concurrency: if conc.concurrency_type.as_deref() == Some("requests") {
-                            ConcurrencyType::Requests
-                        } else {
-                            ConcurrencyType::Connections
-                        },
-                        autostart: service.autostart.unwrap_or(true),
-                        autostop: service.autostop_mode(),
-                        min_running: service
-                            .min_machines_running
-                            .and_then(|n| u32::try_from(n).ok())
-                            .unwrap_or(0),
-                        machines: Vec::new(),
-                        unreachable: 0,
-                    });
+                    let g = match transport {
+                        Transport::Tcp => ports
+                            .entry(public)
+                            .or_insert_with(|| (handlers_of(port), HashMap::new()))
+                            .1
+                            .entry(m.app.clone())
+                            .or_insert_with(new_group),
+                        Transport::Udp => {
+                            let (first_id, g) = udp
+                                .entry(public)
+                                .or_default()
+                                .entry(m.app.clone())
+                                .or_insert_with(|| (m.id.clone(), new_group()));
+                            if m.id < *first_id {
+                                first_id.clone_from(&m.id);
+                            }
+                            g
+                        }
+                    };
                     match &live {
                         Some(l) if !g.machines.iter().any(|x| Arc::ptr_eq(x, l)) => {
                             g.machines.push(l.clone())
@@ -261,32 +327,47 @@ pub fn build(
     let ports = ports
         .into_iter()
         .map(|(port, (handlers, apps))| {
-            let apps = apps
-                .into_iter()
-                .map(|(app, g)| {
-                    (
-                        app,
-                        Arc::new(Group {
-                            app: g.app,
-                            internal_port: g.internal_port,
-                            soft_limit: g.soft_limit,
-                            hard_limit: g.hard_limit.max(g.soft_limit),
-                            concurrency: g.concurrency,
-                            autostart: g.autostart,
-                            autostop: g.autostop,
-                            min_running: g.min_running,
-                            machines: g.machines,
-                        }),
-                    )
-                })
-                .collect();
+            let apps = apps.into_iter().map(|(app, g)| (app, g.finish())).collect();
             (port, Arc::new(PortRoute { handlers, apps }))
         })
         .collect();
+    let (udp_ports, udp_conflicts) = resolve_udp(udp);
     Catalog {
         ports,
+        udp_ports,
+        udp_conflicts,
         lives,
         unreachable,
         checks,
     }
+}
+
+/// One app per UDP port: the app with the lowest machine id among those
+/// declaring it (the machine list's order does not matter).
+fn resolve_udp(udp: HashMap<u16, UdpBuild>) -> (HashMap<u16, Arc<PortRoute>>, Vec<UdpConflict>) {
+    let mut routes = HashMap::new();
+    let mut conflicts = Vec::new();
+    for (port, apps) in udp {
+        let mut apps: Vec<(String, (String, GroupBuild))> = apps.into_iter().collect();
+        apps.sort_by(|a, b| (&a.1.0, &a.0).cmp(&(&b.1.0, &b.0)));
+        let mut apps = apps.into_iter();
+        let Some((winner, (_, g))) = apps.next() else {
+            continue;
+        };
+        let losers: Vec<String> = apps.map(|(app, _)| app).collect();
+        if !losers.is_empty() {
+            conflicts.push(UdpConflict {
+                port,
+                winner: winner.clone(),
+                losers,
+            });
+        }
+        let route = PortRoute {
+            handlers: Handlers::default(),
+            apps: HashMap::from([(winner, g.finish())]),
+        };
+        routes.insert(port, Arc::new(route));
+    }
+    conflicts.sort_by_key(|c| c.port);
+    (routes, conflicts)
 }

@@ -36,8 +36,8 @@ pub mod options;
 mod proxy_proto;
 mod shared;
 mod tcp;
-mod udp;
 pub mod tls;
+mod udp;
 mod workers;
 
 use std::net::SocketAddr;

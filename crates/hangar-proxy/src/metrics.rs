@@ -74,6 +74,73 @@ pub struct Metrics {
     pub autostops: Counter,
     pub latency: Histogram,
     pub start_ms: Histogram,
+    pub udp: UdpMetrics,
+}
+
+/// UDP services: datagrams relayed, dropped (by reason) and flows.
+#[derive(Debug, Default)]
+pub struct UdpMetrics {
+    /// Datagrams received from clients on UDP service ports.
+    pub datagrams_in: Counter,
+    /// Datagrams sent back to clients (the machines' replies).
+    pub datagrams_out: Counter,
+    /// Client datagrams dropped because the flow's queue was full (its
+    /// machine was starting).
+    pub dropped_queue_full: Counter,
+    /// Client datagrams dropped because no machine could take them.
+    pub dropped_no_machine: Counter,
+    /// Datagrams (either way) a socket refused to send.
+    pub dropped_send_error: Counter,
+    /// Flows opened (a new client address on a UDP service port).
+    pub flows: Counter,
+    /// Flows ended early because a port's flow table was full.
+    pub flows_evicted: Counter,
+}
+
+impl UdpMetrics {
+    fn render(&self, out: &mut String) {
+        for (name, help, c) in [
+            (
+                "hangar_proxy_udp_datagrams_in_total",
+                "UDP datagrams received from clients.",
+                &self.datagrams_in,
+            ),
+            (
+                "hangar_proxy_udp_datagrams_out_total",
+                "UDP datagrams sent back to clients.",
+                &self.datagrams_out,
+            ),
+            (
+                "hangar_proxy_udp_flows_total",
+                "UDP flows opened (a new client address on a UDP service port).",
+                &self.flows,
+            ),
+            (
+                "hangar_proxy_udp_flows_evicted_total",
+                "UDP flows ended early because their port's flow table was full.",
+                &self.flows_evicted,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.get()
+            );
+        }
+        out.push_str("# HELP hangar_proxy_udp_dropped_total UDP datagrams dropped, by reason.\n");
+        out.push_str("# TYPE hangar_proxy_udp_dropped_total counter\n");
+        for (reason, c) in [
+            ("queue_full", &self.dropped_queue_full),
+            ("no_machine", &self.dropped_no_machine),
+            ("send_error", &self.dropped_send_error),
+        ] {
+            let _ = writeln!(
+                out,
+                "hangar_proxy_udp_dropped_total{{reason=\"{reason}\"}} {}",
+                c.get()
+            );
+        }
+    }
 }
 
 impl Metrics {
@@ -144,6 +211,7 @@ impl Metrics {
                 c.get()
             );
         }
+        self.udp.render(&mut out);
         out.push_str("# HELP hangar_proxy_request_duration_seconds Time to the response head.\n");
         out.push_str("# TYPE hangar_proxy_request_duration_seconds histogram\n");
         self.latency
