@@ -58,13 +58,18 @@ impl UdpEnv {
     async fn udp_machine(&self, app: &str, image: &str, internal: u16, port: u16) -> String {
         let services = json!([{"protocol": "udp", "internal_port": internal,
             "autostop": "off", "ports": [{"port": port}]}]);
-        self.machine(app, image, &["serve-udp", &internal.to_string()], services)
-            .await
+        self.machine(
+            app,
+            image,
+            &[TESTAPP, "serve-udp", &internal.to_string()],
+            services,
+        )
+        .await
     }
 
-    async fn machine(&self, app: &str, image: &str, args: &[&str], services: Value) -> String {
-        let mut cmd = vec![TESTAPP];
-        cmd.extend_from_slice(args);
+    /// Creates a machine of `app` running `cmd` behind `services`, and
+    /// waits until it has started.
+    async fn machine(&self, app: &str, image: &str, cmd: &[&str], services: Value) -> String {
         let m = self
             .server
             .create_machine(
@@ -205,7 +210,15 @@ async fn the_first_datagrams_start_a_stopped_machine_and_are_all_answered() {
     let env = UdpEnv::start(&[]).await;
     let port = free_tcp_and_udp_port();
     env.server.create_app("udp-cold").await;
-    let id = env.udp_machine("udp-cold", &image, 5353, port).await;
+    // The app binds its port a moment after the machine has started: the
+    // first datagrams are refused (ICMP port unreachable) and the proxy
+    // sends them again.
+    let services = json!([{"protocol": "udp", "internal_port": 5353,
+        "autostop": "off", "ports": [{"port": port}]}]);
+    let late = format!("sleep 0.3; exec {TESTAPP} serve-udp 5353");
+    let id = env
+        .machine("udp-cold", &image, &["/bin/sh", "-c", &late], services)
+        .await;
     // Warm once, so the proxy is known to route the port.
     let warm = client().await;
     assert_eq!(ask(&warm, port, "warm", 15).await, format!("{id}: warm"));
@@ -215,7 +228,7 @@ async fn the_first_datagrams_start_a_stopped_machine_and_are_all_answered() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // A burst while the machine is stopped: held while it starts, then
-    // every datagram is delivered without the client resending.
+    // every datagram is delivered without the client resending, once.
     let sock = client().await;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     let burst: Vec<String> = (0..10).map(|i| format!("cold-{i}")).collect();
@@ -223,6 +236,7 @@ async fn the_first_datagrams_start_a_stopped_machine_and_are_all_answered() {
         sock.send_to(p.as_bytes(), target).await.unwrap();
     }
     let mut answers = HashSet::new();
+    let mut count = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = vec![0u8; 65_535];
     while answers.len() < burst.len() && Instant::now() < deadline {
@@ -232,6 +246,7 @@ async fn the_first_datagrams_start_a_stopped_machine_and_are_all_answered() {
             let (n, from) = r.unwrap();
             assert_eq!(from, target, "the answer comes from the public port");
             answers.insert(String::from_utf8_lossy(&buf[..n]).into_owned());
+            count += 1;
         }
     }
     let want: HashSet<String> = burst.iter().map(|p| format!("{id}: {p}")).collect();
@@ -241,6 +256,12 @@ async fn the_first_datagrams_start_a_stopped_machine_and_are_all_answered() {
         "every datagram of the burst is answered\nlog:\n{}",
         env.server.log()
     );
+    // Nothing more arrives (no datagram was delivered twice).
+    if let Ok(r) = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        count += usize::from(r.is_ok());
+    }
+    assert_eq!(count, burst.len(), "answers: {answers:?}");
     assert_eq!(env.server.state("udp-cold", &id).await, "started");
     let m = env.metrics().await;
     assert_eq!(
@@ -300,8 +321,13 @@ async fn one_port_number_serves_tcp_and_udp_for_two_different_apps() {
     env.server.create_app("same-udp").await;
     let tcp_services = json!([{"protocol": "tcp", "internal_port": 9000,
         "autostop": "off", "ports": [{"port": port}]}]);
-    env.machine("same-tcp", &image, &["serve-tcp", "9000"], tcp_services)
-        .await;
+    env.machine(
+        "same-tcp",
+        &image,
+        &[TESTAPP, "serve-tcp", "9000"],
+        tcp_services,
+    )
+    .await;
     let udp_id = env.udp_machine("same-udp", &image, 9000, port).await;
 
     let sock = client().await;
@@ -346,7 +372,12 @@ async fn autostop_leaves_a_machine_with_a_live_flow_and_stops_it_after() {
     let services = json!([{"protocol": "udp", "internal_port": 5353,
         "autostop": "stop", "ports": [{"port": port}]}]);
     let id = env
-        .machine("udp-stop", &image, &["serve-udp", "5353"], services)
+        .machine(
+            "udp-stop",
+            &image,
+            &[TESTAPP, "serve-udp", "5353"],
+            services,
+        )
         .await;
     // A client that keeps talking for 4 s (four autostop periods): the
     // machine keeps running.

@@ -4,6 +4,7 @@
 //! after the idle timeout, when evicted, or when no machine can take it; it
 //! moves to another machine when its machine stops.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -22,10 +23,11 @@ use crate::shared::Shared;
 /// How many times a flow may move to another machine (its machine stopped)
 /// before it ends; the client's next datagram opens a new one.
 const MAX_MOVES: usize = 4;
-/// First and longest wait before resending to a machine whose port refused
-/// (ICMP port unreachable is rate limited, so the waits grow).
+/// First and longest wait before resending to a machine whose port refused.
+/// Linux sends ICMP errors in a burst of six, then one a second: the waits
+/// grow so that each resend may still be refused visibly.
 const RESEND_FIRST: Duration = Duration::from_millis(10);
-const RESEND_MAX: Duration = Duration::from_secs(1);
+const RESEND_MAX: Duration = Duration::from_millis(1100);
 
 pub struct FlowCtx {
     pub shared: Arc<Shared>,
@@ -72,37 +74,69 @@ pub async fn run(ctx: FlowCtx, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-/// The first datagrams sent to a machine the flow started, kept until the
-/// machine answers (or the start timeout passes): they are sent again while
-/// its port refuses them, as its app may not have bound the port yet.
-struct Replay {
-    kept: Vec<Bytes>,
+/// A machine the flow started may not have bound its port yet, and a UDP
+/// port cannot be asked whether it listens without sending it a datagram.
+/// So the flow sends its first datagram alone, again and again with growing
+/// waits while the port refuses it (ICMP port unreachable); the datagrams
+/// behind it are held and follow once the port took one (it answered, or
+/// did not refuse within [`PROBE_WINDOW`]). At most one datagram is in
+/// flight while the port may refuse, so none is delivered twice.
+struct Probe {
+    /// `held[0]` is the datagram being tried.
+    held: VecDeque<Bytes>,
+    /// Give up (drop what is held) at this time.
     until: Instant,
     next_wait: Duration,
-    resend_at: Option<Instant>,
+    /// When the current window (after a send) or wait (before a resend) ends.
+    at: Option<Instant>,
+    /// Whether `at` ends a window after a send (else a wait before one).
+    sent: bool,
 }
 
-impl Replay {
-    fn new(until: Instant) -> Replay {
-        Replay {
-            kept: Vec::new(),
+impl Probe {
+    fn new(until: Instant) -> Probe {
+        Probe {
+            held: VecDeque::new(),
             until,
             next_wait: RESEND_FIRST,
-            resend_at: None,
+            at: None,
+            sent: false,
         }
     }
 
-    fn keep(&mut self, d: &Bytes) {
-        if self.kept.len() < FLOW_QUEUE {
-            self.kept.push(d.clone());
-        }
-    }
-
-    /// The port refused: schedule a resend (unless one is scheduled).
+    /// The port refused the datagram: wait, then try it again.
     fn refused(&mut self, now: Instant) {
-        if self.resend_at.is_none() {
-            self.resend_at = Some(now + self.next_wait);
-            self.next_wait = (self.next_wait * 2).min(RESEND_MAX);
+        self.sent = false;
+        self.at = Some(now + self.next_wait);
+        self.next_wait = (self.next_wait * 2).min(RESEND_MAX);
+    }
+}
+
+/// How long after sending a datagram to a machine that may not listen yet
+/// the flow waits for a refusal before taking the port as open.
+const PROBE_WINDOW: Duration = Duration::from_millis(50);
+
+/// Sends the datagram being tried and opens a window for its refusal.
+async fn try_probe(upstream: &UdpSocket, probe: &mut Probe) {
+    let Some(d) = probe.held.front() else {
+        return;
+    };
+    let now = Instant::now();
+    match upstream.send(d).await {
+        Ok(_) => {
+            probe.sent = true;
+            probe.at = Some(now + PROBE_WINDOW);
+        }
+        // The refusal of an earlier try, reported now: this one was not sent.
+        Err(_) => probe.refused(now),
+    }
+}
+
+/// The port took a datagram: the held ones follow it.
+async fn release(ctx: &FlowCtx, upstream: &UdpSocket, probe: Probe) {
+    for d in probe.held.iter().skip(1) {
+        if upstream.send(d).await.is_err() {
+            ctx.shared.metrics.udp.dropped_send_error.inc();
         }
     }
 }
@@ -127,35 +161,32 @@ async fn relay(
     let mut last = Instant::now();
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
-    let mut replay = picked
+    let mut probe = picked
         .started
-        .then(|| Replay::new(Instant::now() + ctx.shared.opts.start_timeout));
+        .then(|| Probe::new(Instant::now() + ctx.shared.opts.start_timeout));
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut pending = carry;
     loop {
-        if replay.as_ref().is_some_and(|r| Instant::now() >= r.until) {
-            replay = None;
-        }
         if let Some(d) = pending.take() {
             last = Instant::now();
             ctx.activity
                 .store(crate::clock::now_ms(), Ordering::Relaxed);
-            if let Some(r) = replay.as_mut() {
-                r.keep(&d);
-            }
-            match upstream.send(&d).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && replay.is_some() => {
-                    // An earlier datagram was refused; this one was not sent
-                    // but is kept for the resend.
-                    if let Some(r) = replay.as_mut() {
-                        r.refused(Instant::now());
+            match probe.as_mut() {
+                Some(p) if p.held.len() >= FLOW_QUEUE => udp.dropped_queue_full.inc(),
+                Some(p) => {
+                    p.held.push_back(d);
+                    if p.held.len() == 1 {
+                        try_probe(&upstream, p).await;
                     }
                 }
-                Err(_) => udp.dropped_send_error.inc(),
+                None => {
+                    if upstream.send(&d).await.is_err() {
+                        udp.dropped_send_error.inc();
+                    }
+                }
             }
         }
-        let resend_at = replay.as_ref().and_then(|r| r.resend_at);
+        let probe_at = probe.as_ref().and_then(|p| p.at);
         tokio::select! {
             d = rx.recv() => {
                 let Some(d) = d else {
@@ -168,7 +199,9 @@ async fn relay(
             }
             r = upstream.recv(&mut buf) => match r {
                 Ok(n) => {
-                    replay = None;
+                    if let Some(p) = probe.take() {
+                        release(ctx, &upstream, p).await;
+                    }
                     last = Instant::now();
                     ctx.activity.store(crate::clock::now_ms(), Ordering::Relaxed);
                     match ctx.public.send_to(&buf[..n], ctx.client).await {
@@ -181,10 +214,8 @@ async fn relay(
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     // ICMP port unreachable: nothing listens there (yet).
-                    let now = Instant::now();
-                    match replay.as_mut() {
-                        Some(r) if now < r.until => r.refused(now),
-                        _ => replay = None,
+                    if let Some(p) = probe.as_mut().filter(|p| p.sent) {
+                        p.refused(Instant::now());
                     }
                 }
                 Err(e) => {
@@ -192,16 +223,19 @@ async fn relay(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
-            () = sleep_until_some(resend_at) => {
-                if let Some(r) = replay.as_mut() {
-                    r.resend_at = None;
-                    for d in &r.kept {
-                        if let Err(e) = upstream.send(d).await {
-                            if e.kind() == io::ErrorKind::ConnectionRefused {
-                                r.refused(Instant::now());
-                            }
-                            break;
+            () = sleep_until_some(probe_at) => {
+                if let Some(mut p) = probe.take() {
+                    if p.sent {
+                        // No refusal: the port took the datagram.
+                        release(ctx, &upstream, p).await;
+                    } else if Instant::now() >= p.until {
+                        tracing::debug!(machine = %live.id, "proxy: the machine's UDP port refused datagrams until the start timeout");
+                        for _ in 0..p.held.len() {
+                            udp.dropped_no_machine.inc();
                         }
+                    } else {
+                        try_probe(&upstream, &mut p).await;
+                        probe = Some(p);
                     }
                 }
             }
