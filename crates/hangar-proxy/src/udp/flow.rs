@@ -4,6 +4,7 @@
 //! after the idle timeout, when evicted, or when no machine can take it; it
 //! moves to another machine when its machine stops.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -164,7 +165,6 @@ async fn relay(
     let mut probe = picked
         .started
         .then(|| Probe::new(Instant::now() + ctx.shared.opts.start_timeout));
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut pending = carry;
     loop {
         if let Some(d) = pending.take() {
@@ -197,37 +197,52 @@ async fn relay(
                 }
                 pending = Some(d);
             }
-            r = upstream.recv(&mut buf) => match r {
-                Ok(n) => {
-                    if let Some(p) = probe.take() {
-                        release(ctx, &upstream, p).await;
-                    }
-                    last = Instant::now();
-                    ctx.activity.store(crate::clock::now_ms(), Ordering::Relaxed);
-                    match ctx.public.send_to(&buf[..n], ctx.client).await {
-                        Ok(_) => udp.datagrams_out.inc(),
+            r = upstream.readable() => {
+                if let Err(e) = r {
+                    tracing::debug!(machine = %live.id, "proxy: UDP flow receive: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                let mut answered = false;
+                // Everything the machine sent, up to a batch.
+                for _ in 0..64 {
+                    match answer(ctx, &upstream) {
+                        Ok(true) => answered = true,
+                        Ok(false) => break,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                            // ICMP port unreachable, reported ahead of a
+                            // datagram: nothing listened there (yet).
+                            if let Some(p) = probe.as_mut().filter(|p| p.sent) {
+                                p.refused(Instant::now());
+                            }
+                        }
                         Err(e) => {
-                            tracing::debug!(client = %ctx.client, "proxy: UDP answer: {e}");
-                            udp.dropped_send_error.inc();
+                            tracing::debug!(machine = %live.id, "proxy: UDP flow receive: {e}");
+                            break;
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    // ICMP port unreachable: nothing listens there (yet).
-                    if let Some(p) = probe.as_mut().filter(|p| p.sent) {
-                        p.refused(Instant::now());
+                if answered {
+                    last = Instant::now();
+                    ctx.activity.store(crate::clock::now_ms(), Ordering::Relaxed);
+                    if let Some(p) = probe.take() {
+                        release(ctx, &upstream, p).await;
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(machine = %live.id, "proxy: UDP flow receive: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
+            }
             () = sleep_until_some(probe_at) => {
                 if let Some(mut p) = probe.take() {
                     if p.sent {
-                        // No refusal: the port took the datagram.
-                        release(ctx, &upstream, p).await;
+                        // An ICMP error does not make the socket readable:
+                        // ask for it once the window has passed.
+                        match upstream.take_error() {
+                            Ok(Some(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                                p.refused(Instant::now());
+                                probe = Some(p);
+                            }
+                            // No refusal: the port took the datagram.
+                            _ => release(ctx, &upstream, p).await,
+                        }
                     } else if Instant::now() >= p.until {
                         tracing::debug!(machine = %live.id, "proxy: the machine's UDP port refused datagrams until the start timeout");
                         for _ in 0..p.held.len() {
@@ -247,6 +262,34 @@ async fn relay(
             }
         }
     }
+}
+
+thread_local! {
+    /// Where machines' datagrams are read: one buffer per thread, not one
+    /// per flow (a port may hold 65536 flows).
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; MAX_DATAGRAM]);
+}
+
+/// Reads one datagram the machine sent, if one is there (`Ok(false)` when
+/// none), and sends it to the client from the public port; dropped (and
+/// counted) when the public socket cannot take it now, as UDP may.
+fn answer(ctx: &FlowCtx, upstream: &UdpSocket) -> io::Result<bool> {
+    BUF.with_borrow_mut(|buf| {
+        let n = match upstream.try_recv(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let udp = &ctx.shared.metrics.udp;
+        match ctx.public.try_send_to(&buf[..n], ctx.client) {
+            Ok(_) => udp.datagrams_out.inc(),
+            Err(e) => {
+                tracing::debug!(client = %ctx.client, "proxy: UDP answer: {e}");
+                udp.dropped_send_error.inc();
+            }
+        }
+        Ok(true)
+    })
 }
 
 async fn sleep_until_some(at: Option<Instant>) {
