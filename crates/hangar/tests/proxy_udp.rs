@@ -404,3 +404,35 @@ async fn autostop_leaves_a_machine_with_a_live_flow_and_stops_it_after() {
     let m = env.metrics().await;
     assert_eq!(metric(&m, "hangar_proxy_autostops_total"), Some(1.0), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_udp_port_two_apps_declare_goes_to_the_lowest_machine_id_with_one_warning() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-udp-clash:1").await;
+    let env = UdpEnv::start(&[]).await;
+    let port = free_tcp_and_udp_port();
+    env.server.create_app("clash-one").await;
+    env.server.create_app("clash-two").await;
+    let one = env.udp_machine("clash-one", &image, 5353, port).await;
+    let two = env.udp_machine("clash-two", &image, 5353, port).await;
+    let winner = one.clone().min(two.clone());
+    // Several refreshes later, every client still reaches the winner.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 0..4 {
+        let sock = client().await;
+        let answer = ask(&sock, port, &format!("who-{i}"), 15).await;
+        assert_eq!(answered_by(&answer), winner, "{answer}");
+    }
+    let log = env.server.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("several apps declare this UDP port"))
+        .collect::<Vec<_>>();
+    assert_eq!(warnings.len(), 1, "one warning:\n{log}");
+    let loser = if winner == one {
+        "clash-two"
+    } else {
+        "clash-one"
+    };
+    assert!(warnings[0].contains(loser), "{}", warnings[0]);
+}
