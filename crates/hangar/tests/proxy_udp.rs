@@ -436,3 +436,31 @@ async fn a_udp_port_two_apps_declare_goes_to_the_lowest_machine_id_with_one_warn
     };
     assert!(warnings[0].contains(loser), "{}", warnings[0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_whose_machine_was_stopped_starts_it_again_with_its_next_datagram() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-udp-again:1").await;
+    let env = UdpEnv::start(&[]).await;
+    let port = free_tcp_and_udp_port();
+    env.server.create_app("udp-again").await;
+    let id = env.udp_machine("udp-again", &image, 5353, port).await;
+    let sock = client().await;
+    assert_eq!(
+        ask(&sock, port, "before", 15).await,
+        format!("{id}: before")
+    );
+    // The flow outlives its machine's run (idle timeout 30 s)...
+    env.stop("udp-again", &id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...and its next datagram starts the machine again instead of going
+    // to a port nothing serves.
+    assert_eq!(ask(&sock, port, "after", 15).await, format!("{id}: after"));
+    assert_eq!(env.server.state("udp-again", &id).await, "started");
+    let m = env.metrics().await;
+    assert_eq!(
+        metric(&m, "hangar_proxy_autostarts_total"),
+        Some(1.0),
+        "{m}"
+    );
+}
