@@ -91,9 +91,13 @@ pub struct UdpMetrics {
     pub dropped_no_machine: Counter,
     /// Datagrams (either way) a socket refused to send.
     pub dropped_send_error: Counter,
+    /// Client datagrams dropped because the proxy holds as many flows as
+    /// it may (half its open-file limit) and this port had none to evict.
+    pub dropped_flow_limit: Counter,
     /// Flows opened (a new client address on a UDP service port).
     pub flows: Counter,
-    /// Flows ended early because a port's flow table was full.
+    /// Flows ended early to make room (a port's table or the proxy's flow
+    /// limit was full).
     pub flows_evicted: Counter,
 }
 
@@ -117,7 +121,7 @@ impl UdpMetrics {
             ),
             (
                 "hangar_proxy_udp_flows_evicted_total",
-                "UDP flows ended early because their port's flow table was full.",
+                "UDP flows ended early to make room for new ones.",
                 &self.flows_evicted,
             ),
         ] {
@@ -133,6 +137,7 @@ impl UdpMetrics {
             ("queue_full", &self.dropped_queue_full),
             ("no_machine", &self.dropped_no_machine),
             ("send_error", &self.dropped_send_error),
+            ("flow_limit", &self.dropped_flow_limit),
         ] {
             let _ = writeln!(
                 out,

@@ -12,6 +12,7 @@
 //! alone. A flow ends after `--proxy-udp-idle-timeout` without a datagram
 //! either way.
 
+mod budget;
 mod flow;
 mod flows;
 mod pick;
@@ -33,13 +34,25 @@ const BIND_RETRY_MS: u64 = 5_000;
 
 /// The UDP service ports the proxy serves, kept in line with the routing
 /// table by [`UdpPorts::sync`]; their sockets close when this is dropped.
-#[derive(Default)]
 pub struct UdpPorts {
     tasks: HashMap<u16, JoinHandle<()>>,
+    /// The flows of all ports together.
+    budget: Arc<budget::FlowBudget>,
     /// Ports that failed to bind, and when (clock ms).
     failed: HashMap<u16, u64>,
     /// Port conflicts already logged: (port, app left without it).
     warned: HashSet<(u16, String)>,
+}
+
+impl Default for UdpPorts {
+    fn default() -> Self {
+        UdpPorts {
+            tasks: HashMap::new(),
+            budget: budget::FlowBudget::from_open_file_limit(),
+            failed: HashMap::new(),
+            warned: HashSet::new(),
+        }
+    }
 }
 
 impl UdpPorts {
@@ -72,7 +85,12 @@ impl UdpPorts {
                 Ok(socket) => {
                     self.failed.remove(port);
                     tracing::info!(%addr, "proxy: listening on UDP service port");
-                    let task = tokio::spawn(port::serve(shared.clone(), *port, socket));
+                    let task = tokio::spawn(port::serve(
+                        shared.clone(),
+                        *port,
+                        socket,
+                        self.budget.clone(),
+                    ));
                     self.tasks.insert(*port, task);
                 }
                 Err(e) => {

@@ -39,6 +39,8 @@ pub struct FlowCtx {
     /// Clock ms of the last datagram either way (the flow table evicts the
     /// flow idle the longest).
     pub activity: Arc<AtomicU64>,
+    /// The flow's place among all UDP flows (its socket).
+    pub _ticket: super::budget::FlowTicket,
 }
 
 /// Why a flow left its machine.

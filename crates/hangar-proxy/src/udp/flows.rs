@@ -73,18 +73,28 @@ impl FlowTable {
             self.flows.retain(|_, f| !f.queue.is_closed());
         }
         if self.flows.len() >= self.capacity && !self.flows.contains_key(&client) {
-            let oldest = self
-                .flows
-                .iter()
-                .min_by_key(|(_, f)| f.last_active.load(Ordering::Relaxed))
-                .map(|(addr, _)| *addr);
-            if let Some(addr) = oldest {
-                self.flows.remove(&addr);
-                evicted = true;
-            }
+            evicted = self.evict_oldest();
         }
         self.flows.insert(client, flow);
         evicted
+    }
+
+    /// Ends the flow idle the longest (its task ends once its queue
+    /// drains); false when there is none.
+    pub fn evict_oldest(&mut self) -> bool {
+        self.flows.retain(|_, f| !f.queue.is_closed());
+        let oldest = self
+            .flows
+            .iter()
+            .min_by_key(|(_, f)| f.last_active.load(Ordering::Relaxed))
+            .map(|(addr, _)| *addr);
+        match oldest {
+            Some(addr) => {
+                self.flows.remove(&addr);
+                true
+            }
+            None => false,
+        }
     }
 
     #[cfg(test)]

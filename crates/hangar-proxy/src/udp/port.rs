@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::budget::FlowBudget;
 use super::flow::{self, FlowCtx};
 use super::flows::{Delivery, Flow, FlowTable};
 use crate::shared::Shared;
@@ -22,7 +23,7 @@ pub const FLOW_QUEUE: usize = 64;
 /// The largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
 
-pub async fn serve(shared: Arc<Shared>, port: u16, socket: UdpSocket) {
+pub async fn serve(shared: Arc<Shared>, port: u16, socket: UdpSocket, budget: Arc<FlowBudget>) {
     let public = Arc::new(socket);
     let mut flows = FlowTable::new(MAX_FLOWS);
     let mut tasks = JoinSet::new();
@@ -50,6 +51,17 @@ pub async fn serve(shared: Arc<Shared>, port: u16, socket: UdpSocket) {
             }
             Delivery::NoFlow(d) => d,
         };
+        if !budget.has_room() {
+            // Every flow socket the process may open is in use: this port's
+            // longest idle flow makes room, if it has one.
+            if flows.evict_oldest() {
+                udp.flows_evicted.inc();
+            } else {
+                udp.dropped_flow_limit.inc();
+                continue;
+            }
+        }
+        let ticket = budget.take();
         let (queue, rx) = mpsc::channel(FLOW_QUEUE);
         // A new queue has room.
         let _ = queue.try_send(datagram);
@@ -64,6 +76,7 @@ pub async fn serve(shared: Arc<Shared>, port: u16, socket: UdpSocket) {
             public: public.clone(),
             client,
             activity,
+            _ticket: ticket,
         };
         tasks.spawn(flow::run(ctx, rx));
     }

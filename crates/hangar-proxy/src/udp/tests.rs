@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hangar_types::config::MachineService;
 use tokio::sync::mpsc;
 
+use super::budget::{FlowBudget, open_file_limit};
 use super::flows::{Delivery, Flow, FlowTable};
 use super::pick::{least_loaded, startable};
 use crate::catalog::{UdpConflict, build};
@@ -215,4 +216,44 @@ fn the_machine_started_for_a_flow_is_a_stopped_one_of_this_region_first() {
     assert_eq!(startable(&machines, "ams").unwrap().id, "a-far");
     near.set_api_state(MachineState::Stopped, true, 1);
     assert_eq!(startable(&machines, "local").unwrap().id, "a-far");
+}
+
+#[test]
+fn the_flow_budget_counts_live_flows_until_their_tickets_drop() {
+    let budget = FlowBudget::new(2);
+    let a = budget.take();
+    assert!(budget.has_room());
+    let b = budget.take();
+    assert!(!budget.has_room());
+    assert_eq!(budget.live(), 2);
+    drop(a);
+    assert!(budget.has_room());
+    drop(b);
+    assert_eq!(budget.live(), 0);
+}
+
+#[test]
+fn the_open_file_limit_is_read_from_proc_limits() {
+    let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max processes             95704                95704                processes \n\
+Max open files            1024                 524288               files     \n";
+    assert_eq!(open_file_limit(limits), Some(1024));
+    let unlimited =
+        "Max open files            unlimited            unlimited            files     \n";
+    assert_eq!(open_file_limit(unlimited), Some(usize::MAX));
+    assert_eq!(open_file_limit("Max processes 10 10 processes\n"), None);
+}
+
+#[test]
+fn evicting_the_oldest_flow_skips_flows_that_ended() {
+    let mut table = FlowTable::new(10);
+    let (f1, rx1) = flow(5);
+    let (f2, _rx2) = flow(7);
+    table.insert(client(1), f1);
+    table.insert(client(2), f2);
+    drop(rx1);
+    // Client 1's flow ended on its own: client 2's is the one evicted.
+    assert!(table.evict_oldest());
+    assert_eq!(table.len(), 0);
+    assert!(!table.evict_oldest());
 }
