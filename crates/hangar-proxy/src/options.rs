@@ -82,7 +82,11 @@ pub struct ProxyOptions {
     #[arg(long = "proxy-start-timeout", default_value = "30s", value_parser = parse_duration)]
     pub start_timeout: Duration,
     /// Threads serving client connections (0: one per CPU).
-    #[arg(long = "proxy-threads", env = "HANGAR_PROXY_THREADS", default_value_t = 0)]
+    #[arg(
+        long = "proxy-threads",
+        env = "HANGAR_PROXY_THREADS",
+        default_value_t = 0
+    )]
     pub threads: usize,
 }
 
