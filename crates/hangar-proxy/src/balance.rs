@@ -181,6 +181,7 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
     }
     loop {
         if port_accepts(live).await {
+            tracing::info!(app = %live.app, machine = %live.id, ms = began.elapsed().as_millis() as u64, "autostart: port accepts");
             live.mark_started();
             shared.request_refresh();
             shared.metrics.start_ms.observe(began.elapsed());

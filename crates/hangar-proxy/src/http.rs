@@ -237,7 +237,7 @@ async fn forward(
                     };
                 }
                 Err(e) => {
-                    tracing::debug!(machine = %live.id, addr = %live.addr, "proxy: connect: {e}");
+                    tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
                     shared.metrics.connect_retries.inc();
                     drop(guard);
                     avoid.push(live);
@@ -282,7 +282,7 @@ async fn forward(
                 }
             },
             Err(e) => {
-                tracing::debug!(machine = %live.id, addr = %live.addr, "proxy: connect: {e}");
+                tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
                 shared.metrics.connect_retries.inc();
                 drop(guard);
                 avoid.push(live);

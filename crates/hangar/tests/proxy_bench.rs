@@ -735,9 +735,24 @@ async fn proxy_benchmarks() {
                     .await;
                 assert_eq!(s, StatusCode::OK, "stop {id}: {b}");
                 server.wait_ok(APP, &id, "stopped", 60).await;
+                let log_before = server.log().lines().count();
                 match first_byte(&hangar_addr).await {
                     Ok((t, answer)) if answer.starts_with("HTTP/1.1 200") => {
                         cold.times.push(t.as_secs_f64() * 1000.0);
+                        // A slow one is told with what the proxy logged meanwhile.
+                        if t > Duration::from_secs(1) {
+                            let log = server.log();
+                            let lines: Vec<&str> = log
+                                .lines()
+                                .skip(log_before)
+                                .filter(|l| l.contains("proxy"))
+                                .collect();
+                            incidents.push(format!(
+                                "cold start {i} took {:.0} ms; the proxy logged: {}",
+                                t.as_secs_f64() * 1000.0,
+                                lines.join(" | ")
+                            ));
+                        }
                     }
                     Ok((t, answer)) => {
                         let status = answer.lines().next().unwrap_or_default();
