@@ -101,6 +101,7 @@ impl Proxy {
         let tls = tls::server_config(
             opts.tls_cert.as_deref(),
             opts.tls_key.as_deref(),
+            opts.tls_dir.as_deref(),
             &opts.domain,
         )?;
         let metrics = opts.metrics;
@@ -110,10 +111,13 @@ impl Proxy {
             opts,
             region.to_owned(),
             fleet,
-            Some(tls),
+            Some(tls.config),
             workers,
         ));
         let mut tasks = Vec::new();
+        if let Some(watch) = tls.watch {
+            tasks.push(tokio::spawn(watch.run()));
+        }
         let mut metrics_addr = None;
         if let Some(addr) = metrics {
             let l = tokio::net::TcpListener::bind(addr)

@@ -60,6 +60,12 @@ pub struct ProxyOptions {
     /// Private key (PEM) of `--proxy-tls-cert`.
     #[arg(long = "proxy-tls-key", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Certificates per hostname for `tls` handlers: pairs
+    /// `<hostname>.crt` + `<hostname>.key` (PEM), and
+    /// `_wildcard.<domain>.crt/.key` for `*.<domain>`, picked by SNI before
+    /// the default certificate; re-read when the files change.
+    #[arg(long = "proxy-tls-dir", env = "HANGAR_PROXY_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
     /// Largest request head (request line and headers) accepted; larger ones
     /// get 431.
     #[arg(long = "proxy-max-header-bytes", default_value_t = 32 * 1024)]
@@ -100,6 +106,7 @@ impl Default for ProxyOptions {
             refresh: Duration::from_millis(500),
             tls_cert: None,
             tls_key: None,
+            tls_dir: None,
             max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
