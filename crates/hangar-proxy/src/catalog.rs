@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hangar_types::config::AutostopMode;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::fleet::{MachineInfo, MachineState};
 use crate::live::Live;
@@ -50,8 +51,90 @@ pub struct Group {
     pub autostart: bool,
     pub autostop: AutostopMode,
     pub min_running: u32,
+    /// `http_options.response.headers` of the port.
+    pub response_headers: ResponseHeaders,
     /// Machines with an address the host reaches.
     pub machines: Vec<Arc<Live>>,
+}
+
+/// `http_options.response.headers`: header name → a value, a list of values
+/// (set on the machines' responses, replacing theirs), or `false` (removed
+/// from them). Names and values that are not valid HTTP, other JSON values,
+/// and headers that frame the message (`content-length`,
+/// `transfer-encoding`, hop-by-hop ones) are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHeaders {
+    set: Vec<(HeaderName, Vec<HeaderValue>)>,
+    remove: Vec<HeaderName>,
+}
+
+impl ResponseHeaders {
+    fn of(port: &hangar_types::config::MachinePort) -> ResponseHeaders {
+        use serde_json::Value;
+        let mut out = ResponseHeaders::default();
+        let headers = port
+            .http_options
+            .as_ref()
+            .and_then(|o| o.response.as_ref())
+            .and_then(|r| r.headers.as_ref());
+        for (name, value) in headers.into_iter().flatten() {
+            let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) else {
+                continue;
+            };
+            if frames_the_message(&name) {
+                continue;
+            }
+            let one = |v: &Value| match v {
+                Value::String(s) => HeaderValue::from_str(s).ok(),
+                Value::Number(n) => HeaderValue::from_str(&n.to_string()).ok(),
+                _ => None,
+            };
+            match value {
+                Value::Bool(false) => out.remove.push(name),
+                Value::Array(items) => {
+                    let values: Vec<HeaderValue> = items.iter().filter_map(one).collect();
+                    if !values.is_empty() {
+                        out.set.push((name, values));
+                    }
+                }
+                v => {
+                    if let Some(v) = one(v) {
+                        out.set.push((name, vec![v]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies the settings to a machine's response headers.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, values) in &self.set {
+            headers.remove(name);
+            for v in values {
+                headers.append(name.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Headers the proxy and hyper own: changing them would break the framing
+/// of the response or the connection.
+fn frames_the_message(name: &HeaderName) -> bool {
+    [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+    ]
+    .contains(name)
+        || name == "keep-alive"
+        || name == "proxy-connection"
 }
 
 /// Everything served on one public port.
@@ -195,6 +278,7 @@ struct GroupBuild {
     autostart: bool,
     autostop: AutostopMode,
     min_running: u32,
+    response_headers: ResponseHeaders,
     machines: Vec<Arc<Live>>,
     unreachable: usize,
 }
@@ -210,6 +294,7 @@ impl GroupBuild {
             autostart: self.autostart,
             autostop: self.autostop,
             min_running: self.min_running,
+            response_headers: self.response_headers,
             machines: self.machines,
         })
     }
@@ -271,7 +356,7 @@ pub fn build(
                 live
             });
             let conc = service.concurrency.clone().unwrap_or_default();
-            let new_group = || GroupBuild {
+            let new_group = |port: &hangar_types::config::MachinePort| GroupBuild {
                 app: m.app.clone(),
                 internal_port,
                 soft_limit: conc.soft_limit_or_default().max(1),
@@ -287,6 +372,7 @@ pub fn build(
                     .min_machines_running
                     .and_then(|n| u32::try_from(n).ok())
                     .unwrap_or(0),
+                response_headers: ResponseHeaders::of(port),
                 machines: Vec::new(),
                 unreachable: 0,
             };
@@ -298,13 +384,13 @@ pub fn build(
                             .or_insert_with(|| (handlers_of(port), HashMap::new()))
                             .1
                             .entry(m.app.clone())
-                            .or_insert_with(new_group),
+                            .or_insert_with(|| new_group(port)),
                         Transport::Udp => {
                             let (first_id, g) = udp
                                 .entry(public)
                                 .or_default()
                                 .entry(m.app.clone())
-                                .or_insert_with(|| (m.id.clone(), new_group()));
+                                .or_insert_with(|| (m.id.clone(), new_group(port)));
                             if m.id < *first_id {
                                 first_id.clone_from(&m.id);
                             }

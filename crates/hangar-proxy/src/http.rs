@@ -228,7 +228,7 @@ async fn forward(
                 Ok(mut sender) => {
                     set_absolute_uri(&mut req);
                     return match sender.send_request(req).await {
-                        Ok(resp) => respond(resp, None, live, guard, None),
+                        Ok(resp) => respond(resp, &group, None, live, guard, None),
                         Err(e) => {
                             tracing::debug!(machine = %live.id, "proxy: upstream h2: {e}");
                             live.h2.lock().expect("h2 lock").take();
@@ -251,7 +251,14 @@ async fn forward(
         while let Some(mut sender) = checkout(&live).await {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    return respond(resp, Some(sender), live, guard, client_upgrade.take());
+                    return respond(
+                        resp,
+                        &group,
+                        Some(sender),
+                        live,
+                        guard,
+                        client_upgrade.take(),
+                    );
                 }
                 Err(mut e) => match e.take_message() {
                     Some(r) => req = r,
@@ -265,7 +272,14 @@ async fn forward(
         match connect(&live).await {
             Ok(mut sender) => match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    return respond(resp, Some(sender), live, guard, client_upgrade.take());
+                    return respond(
+                        resp,
+                        &group,
+                        Some(sender),
+                        live,
+                        guard,
+                        client_upgrade.take(),
+                    );
                 }
                 Err(mut e) => {
                     tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
@@ -296,12 +310,14 @@ async fn forward(
     )
 }
 
-/// The machine's answer as the client gets it. A `101 Switching Protocols`
+/// The machine's answer as the client gets it, with the port's
+/// `http_options.response.headers` applied. A `101 Switching Protocols`
 /// answer to a client's upgrade request joins the two upgraded connections
 /// (the machine's is not pooled again) until either side closes, holding a
 /// unit of the machine's load meanwhile.
 fn respond(
     mut resp: Response<Incoming>,
+    group: &crate::catalog::Group,
     sender: Option<SendRequest<Incoming>>,
     live: Arc<Live>,
     guard: crate::live::LoadGuard,
@@ -314,6 +330,7 @@ fn respond(
         let machine = hyper::upgrade::on(&mut resp);
         let (mut parts, _) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        group.response_headers.apply(&mut parts.headers);
         if let Some(protocol) = protocol {
             parts.headers.insert(header::UPGRADE, protocol);
         }
@@ -325,6 +342,7 @@ fn respond(
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    group.response_headers.apply(&mut parts.headers);
     Response::from_parts(parts, ProxyBody::upstream(body, sender, live, guard))
 }
 
