@@ -16,7 +16,6 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use crate::balance::{PickError, Prefs, acquire};
 use crate::body::ProxyBody;
@@ -400,10 +399,7 @@ async fn h2_sender(
     {
         return Ok(s.clone());
     }
-    let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(live.addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    let _ = stream.set_nodelay(true);
+    let stream = crate::balance::connect_upstream(live.addr).await?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream))
@@ -443,10 +439,7 @@ fn set_absolute_uri(req: &mut Request<Incoming>) {
 }
 
 async fn connect(live: &Live) -> std::io::Result<SendRequest<Incoming>> {
-    let stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(live.addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    let _ = stream.set_nodelay(true);
+    let stream = crate::balance::connect_upstream(live.addr).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::balance::{Prefs, acquire};
 use crate::catalog::PortRoute;
@@ -38,11 +37,10 @@ pub async fn serve<S>(
             }
         };
         let live = guard.live().clone();
-        let connected =
-            tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(live.addr)).await;
-        let mut upstream = match connected {
-            Ok(Ok(s)) => s,
-            _ => {
+        let mut upstream = match crate::balance::connect_upstream(live.addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
                 shared.metrics.connect_retries.inc();
                 drop(guard);
                 avoid.push(live);
@@ -50,7 +48,6 @@ pub async fn serve<S>(
                 continue;
             }
         };
-        let _ = upstream.set_nodelay(true);
         if let Some(v) = route.handlers.proxy_proto {
             let h = crate::proxy_proto::header(v, conn.peer, conn.local);
             if upstream.write_all(&h).await.is_err() {

@@ -169,7 +169,11 @@ impl Server {
                 .arg("--cgroup-prefix")
                 .arg(&self.cgroup_prefix)
                 .env("HANGAR_API_TOKEN", TOKEN)
-                .env("HANGAR_LOG", "warn")
+                // HANGAR_TEST_LOG (e.g. `info,hangar_proxy=debug`) to see more.
+                .env(
+                    "HANGAR_LOG",
+                    std::env::var("HANGAR_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                )
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
