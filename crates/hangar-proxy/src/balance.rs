@@ -220,22 +220,30 @@ async fn port_accepts(live: &Live) -> bool {
 /// How long each attempt of [`connect_upstream`] waits for the handshake.
 const CONNECT_ATTEMPTS_MS: [u64; 4] = [250, 500, 1000, 1250];
 
-/// Connects to a machine's service, with `TCP_NODELAY`. A handshake that
-/// does not complete soon is abandoned and tried again from a new socket
-/// (a new source port) rather than waiting for the kernel's SYN
-/// retransmits (1 s, then 3 s): a lost SYN, or one that meets a connection
-/// of the machine's previous run still in TIME_WAIT, costs a quarter of a
-/// second instead of seconds. A refused connection is answered at once.
-pub async fn connect_upstream(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+/// Connects to `live`'s service, with `TCP_NODELAY`. A handshake that does
+/// not complete soon is abandoned: the machine list is read again, and a
+/// machine that has stopped meanwhile (a stopped machine's network is off the
+/// bridge, so its SYNs go unanswered rather than refused) is given up at once
+/// so the caller can start it or pick another; one still running is tried
+/// again from a new socket (a new source port) rather than waiting for the
+/// kernel's SYN retransmits (1 s, then 3 s). A refused connection is
+/// answered at once.
+pub async fn connect_upstream(shared: &Shared, live: &Live) -> std::io::Result<TcpStream> {
     for ms in CONNECT_ATTEMPTS_MS {
-        if let Ok(r) =
-            tokio::time::timeout(Duration::from_millis(ms), TcpStream::connect(addr)).await
-        {
+        let attempt = TcpStream::connect(live.addr);
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(ms), attempt).await {
             let stream = r?;
             let _ = stream.set_nodelay(true);
             return Ok(stream);
         }
-        tracing::debug!(%addr, ms, "proxy: connect attempt timed out");
+        tracing::debug!(addr = %live.addr, ms, "proxy: connect attempt timed out");
+        shared.refresh_and_wait(Duration::from_millis(300)).await;
+        if !live.running() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the machine is no longer running",
+            ));
+        }
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::TimedOut,

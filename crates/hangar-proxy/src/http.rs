@@ -223,7 +223,7 @@ async fn forward(
         };
         let live = guard.live().clone();
         if h2_backend {
-            match h2_sender(&live).await {
+            match h2_sender(shared, &live).await {
                 Ok(mut sender) => {
                     set_absolute_uri(&mut req);
                     return match sender.send_request(req).await {
@@ -268,7 +268,7 @@ async fn forward(
                 },
             }
         }
-        match connect(&live).await {
+        match connect(shared, &live).await {
             Ok(mut sender) => match sender.try_send_request(req).await {
                 Ok(resp) => {
                     return respond(
@@ -392,6 +392,7 @@ async fn checkout(live: &Live) -> Option<SendRequest<Incoming>> {
 
 /// The machine's shared h2c connection, made on first use.
 async fn h2_sender(
+    shared: &Shared,
     live: &Live,
 ) -> std::io::Result<hyper::client::conn::http2::SendRequest<Incoming>> {
     if let Some(s) = live.h2.lock().expect("h2 lock").as_ref()
@@ -399,7 +400,7 @@ async fn h2_sender(
     {
         return Ok(s.clone());
     }
-    let stream = crate::balance::connect_upstream(live.addr).await?;
+    let stream = crate::balance::connect_upstream(shared, live).await?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream))
@@ -438,8 +439,8 @@ fn set_absolute_uri(req: &mut Request<Incoming>) {
     req.headers_mut().remove(header::HOST);
 }
 
-async fn connect(live: &Live) -> std::io::Result<SendRequest<Incoming>> {
-    let stream = crate::balance::connect_upstream(live.addr).await?;
+async fn connect(shared: &Shared, live: &Live) -> std::io::Result<SendRequest<Incoming>> {
+    let stream = crate::balance::connect_upstream(shared, live).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

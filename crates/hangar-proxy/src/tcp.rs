@@ -37,7 +37,7 @@ pub async fn serve<S>(
             }
         };
         let live = guard.live().clone();
-        let mut upstream = match crate::balance::connect_upstream(live.addr).await {
+        let mut upstream = match crate::balance::connect_upstream(&shared, &live).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
