@@ -218,7 +218,7 @@ async fn port_accepts(live: &Live) -> bool {
 }
 
 /// How long each attempt of [`connect_upstream`] waits for the handshake.
-const CONNECT_ATTEMPTS_MS: [u64; 4] = [250, 500, 1000, 1250];
+const CONNECT_ATTEMPTS_MS: [u64; 5] = [100, 250, 500, 1000, 1150];
 
 /// Connects to `live`'s service, with `TCP_NODELAY`. A handshake that does
 /// not complete soon is abandoned: the machine list is read again, and a
