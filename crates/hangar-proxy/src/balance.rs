@@ -151,7 +151,6 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
     let began = Instant::now();
     let deadline = began + shared.opts.start_timeout;
     tracing::info!(app = %live.app, machine = %live.id, "autostart");
-    shared.metrics.autostarts.inc();
     loop {
         let (fleet, app, id) = (shared.fleet.clone(), live.app.clone(), live.id.clone());
         let started = match shared
@@ -163,7 +162,11 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
             Err(e) => return Err(format!("the proxy is shutting down: {e}")),
         };
         match started {
-            Ok(()) => break,
+            // Counted when this call started it, not when someone else had.
+            Ok(()) => {
+                shared.metrics.autostarts.inc();
+                break;
+            }
             // Already started or starting (perhaps by someone else): wait
             // for the port. Still stopping: start it again once stopped.
             Err(e) if e.status() == Some(412) => {

@@ -121,10 +121,13 @@ async fn start(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<(), String> {
     let began = Instant::now();
     let deadline = began + shared.opts.start_timeout;
     tracing::info!(app = %live.app, machine = %live.id, "autostart for a UDP flow");
-    shared.metrics.autostarts.inc();
     loop {
         match shared.fleet.start(&live.app, &live.id).await {
-            Ok(()) => break,
+            // Counted when this call started it, not when someone else had.
+            Ok(()) => {
+                shared.metrics.autostarts.inc();
+                break;
+            }
             // Started or starting (perhaps by someone else): wait until it
             // has started. Still stopping: start it again once stopped.
             Err(e) if e.status() == Some(412) => {
