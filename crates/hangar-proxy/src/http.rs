@@ -45,28 +45,26 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     drop(route);
-    let fwd = Arc::new(Forwarded::new(conn, tls));
+    let fwd = Forwarded::new(conn, tls);
     let (io, last) = Stamped::new(stream);
     let inflight = Arc::new(AtomicU32::new(0));
-    let svc = {
-        let shared = shared.clone();
-        let inflight = inflight.clone();
-        service_fn(move |req| {
-            let shared = shared.clone();
-            let inflight = inflight.clone();
-            let fwd = fwd.clone();
-            async move {
-                inflight.fetch_add(1, Ordering::Relaxed);
-                let began = Instant::now();
-                let resp = forward(&shared, &fwd, req).await;
-                shared
-                    .metrics
-                    .response(resp.status().as_u16(), began.elapsed());
-                inflight.fetch_sub(1, Ordering::Relaxed);
-                Ok::<_, Infallible>(resp)
-            }
-        })
-    };
+    // One reference per connection, cloned per request: cloning `shared`
+    // itself per request would bounce its count between threads.
+    let ctx = Arc::new((shared.clone(), fwd, inflight.clone()));
+    let svc = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move {
+            let (shared, fwd, inflight) = &*ctx;
+            inflight.fetch_add(1, Ordering::Relaxed);
+            let began = Instant::now();
+            let resp = forward(shared, fwd, req).await;
+            shared
+                .metrics
+                .response(resp.status().as_u16(), began.elapsed());
+            inflight.fetch_sub(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(resp)
+        }
+    });
     let opts = &shared.opts;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -163,17 +161,22 @@ async fn forward(
             // An unknown app may have just been created: look again.
             shared.refresh_and_wait(Duration::from_secs(1)).await;
         }
-        let catalog = shared.catalog();
-        let Some(route) = catalog.ports.get(&conn.port) else {
-            continue;
-        };
-        if route.handlers.force_https && !tls {
-            return redirect_https(&req);
-        }
-        if let Some(g) = route.route(host_of(&req), &shared.opts.domain) {
-            group = Some(g.clone());
-            h2_backend = route.handlers.h2_backend;
-            break;
+        let found = shared.with_catalog(|catalog| {
+            let route = catalog.ports.get(&conn.port)?;
+            if route.handlers.force_https && !tls {
+                return Some(Err(()));
+            }
+            let g = route.route(host_of(&req), &shared.opts.domain)?;
+            Some(Ok((g.clone(), route.handlers.h2_backend)))
+        });
+        match found {
+            Some(Err(())) => return redirect_https(&req),
+            Some(Ok((g, h2))) => {
+                group = Some(g);
+                h2_backend = h2;
+                break;
+            }
+            None => {}
         }
     }
     let Some(group) = group else {

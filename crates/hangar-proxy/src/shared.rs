@@ -16,6 +16,17 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::options::ProxyOptions;
 
+/// Numbers every routing table made in this process, so a thread's cached
+/// copy is known to be current with one atomic load (see
+/// [`Shared::with_catalog`]).
+static TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's copy of the newest routing table it has used.
+    static CACHED: std::cell::RefCell<Option<(u64, Arc<Catalog>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The shortest time between two machine list reads.
 const MIN_REFRESH_GAP_MS: u64 = 10;
 
@@ -33,6 +44,8 @@ pub struct Shared {
     /// not on a worker thread, so what they spawn outlives no worker.
     pub main: tokio::runtime::Handle,
     catalog: RwLock<Arc<Catalog>>,
+    /// The number (from `TABLES`) of the table in `catalog`.
+    current_table: std::sync::atomic::AtomicU64,
     rotation: std::sync::atomic::AtomicUsize,
     refresh_now: Notify,
     generation: watch::Sender<u64>,
@@ -56,6 +69,7 @@ impl Shared {
             workers,
             main: tokio::runtime::Handle::current(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            current_table: std::sync::atomic::AtomicU64::new(0),
             rotation: std::sync::atomic::AtomicUsize::new(0),
             refresh_now: Notify::new(),
             generation: watch::channel(0).0,
@@ -65,6 +79,24 @@ impl Shared {
     /// The current routing table.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Runs `f` on the current routing table without touching the lock or
+    /// the table's reference count, which every request on every thread
+    /// would otherwise share: each thread keeps its own reference and takes
+    /// a new one only when the table changed. `f` must not call this again.
+    pub fn with_catalog<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        let current = self
+            .current_table
+            .load(std::sync::atomic::Ordering::Acquire);
+        CACHED.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if !matches!(&*cached, Some((n, _)) if *n == current) {
+                *cached = Some((current, self.catalog()));
+            }
+            let (_, catalog) = cached.as_ref().expect("cached just above");
+            f(catalog)
+        })
     }
 
     /// A counter for round-robin tie breaks.
@@ -125,6 +157,10 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
                 sync_listeners(&shared, &cat, &mut listeners.0, &mut failed_ports);
                 udp_ports.sync(&shared, &cat);
                 *shared.catalog.write().expect("catalog lock") = Arc::new(cat);
+                shared.current_table.store(
+                    TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    std::sync::atomic::Ordering::Release,
+                );
                 shared.generation.send_modify(|g| *g += 1);
             }
             Err(e) => {
