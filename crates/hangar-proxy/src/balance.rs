@@ -151,37 +151,7 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
     let began = Instant::now();
     let deadline = began + shared.opts.start_timeout;
     tracing::info!(app = %live.app, machine = %live.id, "autostart");
-    loop {
-        let (fleet, app, id) = (shared.fleet.clone(), live.app.clone(), live.id.clone());
-        let started = match shared
-            .main
-            .spawn(async move { fleet.start(&app, &id).await })
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return Err(format!("the proxy is shutting down: {e}")),
-        };
-        match started {
-            // Counted when this call started it, not when someone else had.
-            Ok(()) => {
-                shared.metrics.autostarts.inc();
-                break;
-            }
-            // Already started or starting (perhaps by someone else): wait
-            // for the port. Still stopping: start it again once stopped.
-            Err(e) if e.status() == Some(412) => {
-                if Instant::now() >= deadline {
-                    return Err(e.to_string());
-                }
-                shared.refresh_and_wait(Duration::from_millis(250)).await;
-                match live.api_state() {
-                    MachineState::Started | MachineState::Starting => break,
-                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    start_machine(shared, live, deadline, true).await?;
     loop {
         if port_accepts(live).await {
             tracing::info!(app = %live.app, machine = %live.id, ms = began.elapsed().as_millis() as u64, "autostart: port accepts");
@@ -197,6 +167,49 @@ pub async fn ensure_started(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<()
             ));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Asks the Machines API to start `live`'s machine (on the proxy's main
+/// runtime, whatever thread asks). A 412 (already started or starting,
+/// perhaps by someone else; or still stopping) is waited out until the
+/// machine is `started` (or `starting`, with `starting_will_do`), or it is
+/// started again once stopped, until `deadline`. Counts the starts it made.
+pub async fn start_machine(
+    shared: &Arc<Shared>,
+    live: &Live,
+    deadline: Instant,
+    starting_will_do: bool,
+) -> Result<(), String> {
+    loop {
+        let (fleet, app, id) = (shared.fleet.clone(), live.app.clone(), live.id.clone());
+        let started = match shared
+            .main
+            .spawn(async move { fleet.start(&app, &id).await })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(format!("the proxy is shutting down: {e}")),
+        };
+        match started {
+            // Counted when this call started it, not when someone else had.
+            Ok(()) => {
+                shared.metrics.autostarts.inc();
+                return Ok(());
+            }
+            Err(e) if e.status() == Some(412) => {
+                if Instant::now() >= deadline {
+                    return Err(e.to_string());
+                }
+                shared.refresh_and_wait(Duration::from_millis(250)).await;
+                match live.api_state() {
+                    MachineState::Started => return Ok(()),
+                    MachineState::Starting if starting_will_do => return Ok(()),
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 

@@ -4,88 +4,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, pushed_image};
+use common::{ProxyEnv, free_port, pushed_image};
 use hangar_test_support::Registry;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TESTAPP: &str = "/usr/local/bin/testapp";
-
-/// A `hangar serve` with its own bridge (removed with it) and the proxy on
-/// loopback, with its metrics endpoint.
-struct ProxyEnv {
-    server: Server,
-    metrics: SocketAddr,
-    http: reqwest::Client,
-}
-
-impl ProxyEnv {
-    async fn start(extra: &[&str]) -> ProxyEnv {
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let metrics_s = metrics.to_string();
-        let mut args = vec!["--proxy-metrics", metrics_s.as_str()];
-        args.extend_from_slice(extra);
-        let server = Server::start_bridged_with(&args).await;
-        ProxyEnv {
-            server,
-            metrics,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// `GET http://127.0.0.1:port{path}` with `Host: app.localhost`.
-    async fn get(&self, port: u16, app: &str, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("http://127.0.0.1:{port}{path}"))
-            .header("host", format!("{app}.localhost"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET :{port}{path} for {app}: {e}"));
-        let s = r.status();
-        (s, r.text().await.unwrap_or_default())
-    }
-
-    /// Retries `get` until it answers 200 (the proxy learns of new machines
-    /// within its refresh), at most ~10 s.
-    async fn get_ok(&self, port: u16, app: &str, path: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self
-                .http
-                .get(format!("http://127.0.0.1:{port}{path}"))
-                .header("host", format!("{app}.localhost"))
-                .send()
-                .await;
-            match r {
-                Ok(r) if r.status() == StatusCode::OK => return r.text().await.unwrap(),
-                other if Instant::now() > deadline => panic!(
-                    "GET :{port}{path} for {app} never answered 200: {:?}\nlog:\n{}",
-                    other.map(|r| r.status()),
-                    self.server.log()
-                ),
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    async fn metrics(&self) -> String {
-        self.http
-            .get(format!("http://{}/metrics", self.metrics))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, pushed_image};
+use common::{ProxyEnv, free_port, pushed_image};
 use hangar_test_support::Registry;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -18,39 +18,20 @@ use tokio::net::UdpSocket;
 
 const TESTAPP: &str = "/usr/local/bin/testapp";
 
-/// A `hangar serve` with its own bridge and the proxy on loopback, with
-/// its metrics endpoint.
-struct UdpEnv {
-    server: Server,
-    metrics: SocketAddr,
-    http: reqwest::Client,
+/// The proxy test environment, with helpers for UDP machines.
+struct UdpEnv(ProxyEnv);
+
+impl std::ops::Deref for UdpEnv {
+    type Target = ProxyEnv;
+
+    fn deref(&self) -> &ProxyEnv {
+        &self.0
+    }
 }
 
 impl UdpEnv {
     async fn start(extra: &[&str]) -> UdpEnv {
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let metrics_s = metrics.to_string();
-        let mut args = vec!["--proxy-metrics", metrics_s.as_str()];
-        args.extend_from_slice(extra);
-        UdpEnv {
-            server: Server::start_bridged_with(&args).await,
-            metrics,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    async fn metrics(&self) -> String {
-        self.http
-            .get(format!("http://{}/metrics", self.metrics))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        UdpEnv(ProxyEnv::start(extra).await)
     }
 
     /// Creates a machine of `app` running `testapp serve-udp INTERNAL` with

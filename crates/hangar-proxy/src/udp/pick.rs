@@ -121,28 +121,7 @@ async fn start(shared: &Arc<Shared>, live: &Arc<Live>) -> Result<(), String> {
     let began = Instant::now();
     let deadline = began + shared.opts.start_timeout;
     tracing::info!(app = %live.app, machine = %live.id, "autostart for a UDP flow");
-    loop {
-        match shared.fleet.start(&live.app, &live.id).await {
-            // Counted when this call started it, not when someone else had.
-            Ok(()) => {
-                shared.metrics.autostarts.inc();
-                break;
-            }
-            // Started or starting (perhaps by someone else): wait until it
-            // has started. Still stopping: start it again once stopped.
-            Err(e) if e.status() == Some(412) => {
-                if Instant::now() >= deadline {
-                    return Err(e.to_string());
-                }
-                shared.refresh_and_wait(Duration::from_millis(250)).await;
-                if live.api_state() == MachineState::Started {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    crate::balance::start_machine(shared, live, deadline, false).await?;
     live.mark_started();
     shared.request_refresh();
     shared.metrics.start_ms.observe(began.elapsed());
