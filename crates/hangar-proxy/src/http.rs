@@ -248,9 +248,21 @@ async fn forward(
                 }
             }
         }
-        // A pooled connection first; one the machine closed meanwhile gives
-        // the request back unsent, and a fresh connection is tried.
-        while let Some(mut sender) = checkout(&live).await {
+        // Pooled connections first, then a fresh one. A connection the
+        // machine closed meanwhile gives the request back unsent: a pooled
+        // one is followed by the next; a fresh one means the machine is going
+        // away, and another machine may take the request.
+        loop {
+            let (mut sender, fresh) = match checkout(&live).await {
+                Some(s) => (s, false),
+                None => match connect(shared, &live).await {
+                    Ok(s) => (s, true),
+                    Err(e) => {
+                        tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
+                        break;
+                    }
+                },
+            };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     return respond(
@@ -262,49 +274,23 @@ async fn forward(
                         client_upgrade.take(),
                     );
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(r) => req = r,
-                    None => {
-                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
-                        return plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n");
-                    }
-                },
-            }
-        }
-        match connect(shared, &live).await {
-            Ok(mut sender) => match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    return respond(
-                        resp,
-                        &group,
-                        Some(sender),
-                        live,
-                        guard,
-                        client_upgrade.take(),
-                    );
-                }
                 Err(mut e) => {
-                    tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
-                    // Closed before the request went out (a machine going
-                    // away): another machine may take it.
                     let Some(r) = e.take_message() else {
+                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
                         return plain(StatusCode::BAD_GATEWAY, "the machine's response failed\n");
                     };
                     req = r;
-                    shared.metrics.connect_retries.inc();
-                    drop(guard);
-                    avoid.push(live);
-                    shared.refresh_and_wait(Duration::from_millis(300)).await;
+                    if fresh {
+                        tracing::debug!(machine = %live.id, "proxy: upstream: {}", e.error());
+                        break;
+                    }
                 }
-            },
-            Err(e) => {
-                tracing::info!(machine = %live.id, addr = %live.addr, "proxy: connect failed, trying again: {e}");
-                shared.metrics.connect_retries.inc();
-                drop(guard);
-                avoid.push(live);
-                shared.refresh_and_wait(Duration::from_millis(300)).await;
             }
         }
+        shared.metrics.connect_retries.inc();
+        drop(guard);
+        avoid.push(live);
+        shared.refresh_and_wait(Duration::from_millis(300)).await;
     }
     plain(
         StatusCode::BAD_GATEWAY,
