@@ -277,6 +277,40 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "unknown TLS version",
+        r#"{"image": "x", "services": [{"internal_port": 80, "ports": [{"port": 80}, {"port": 443, "handlers": ["tls", "http"], "tls_options": {"versions": ["TLSv1.1", "tlsv1.3"]}}]}]}"#,
+        &[
+            r#"config.services[0].ports[1].tls_options.versions[0]: unknown TLS version "TLSv1.1" (expected TLSv1.2 or TLSv1.3)"#,
+        ],
+    ),
+    (
+        "empty ALPN protocol",
+        r#"{"image": "x", "services": [{"internal_port": 80, "ports": [{"port": 443, "handlers": ["tls"], "tls_options": {"alpn": ["h2", ""]}}]}]}"#,
+        &["config.services[0].ports[0].tls_options.alpn[1]: must not be empty"],
+    ),
+    (
+        "unknown handler",
+        r#"{"image": "x", "services": [{"internal_port": 80, "ports": [{"port": 443, "handlers": ["tls", "htttp"]}]}]}"#,
+        &[
+            r#"config.services[0].ports[0].handlers[1]: unknown handler "htttp" (expected http, tls, proxy_proto, pg_tls or edge_http)"#,
+        ],
+    ),
+    (
+        "unknown PROXY protocol version",
+        r#"{"image": "x", "services": [{"internal_port": 80, "ports": [{"port": 25, "handlers": ["proxy_proto"], "proxy_proto_options": {"version": "v3"}}]}]}"#,
+        &[
+            r#"config.services[0].ports[0].proxy_proto_options.version: unknown PROXY protocol version "v3" (expected v1 or v2)"#,
+        ],
+    ),
+    (
+        "negative HTTP timeouts",
+        r#"{"image": "x", "services": [{"internal_port": 80, "ports": [{"port": 80, "handlers": ["http"], "http_options": {"idle_timeout": -1, "headers_read_timeout": -30}}]}]}"#,
+        &[
+            "config.services[0].ports[0].http_options.idle_timeout: must not be negative (got -1)",
+            "config.services[0].ports[0].http_options.headers_read_timeout: must not be negative (got -30)",
+        ],
+    ),
+    (
         "file mode out of range",
         r#"{"image": "x", "files": [{"guest_path": "/a", "raw_value": "YQ==", "mode": 65536}]}"#,
         &["config.files[0].mode: must be between 0 and 0o7777 (4095) (got 65536)"],
@@ -334,6 +368,31 @@ fn unknown_keys_are_not_validated() {
     // key) do not produce problems.
     let json = r#"{"image": "x", "future_field": {"port": 99999},
         "services": [{"internal_port": 80, "new_knob": true}]}"#;
+    parse_machine_config_document(json)
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn port_handlers_and_options_fly_users_write_are_accepted() {
+    // What `fly launch` writes for an HTTP service with TLS options, a raw
+    // TLS port, Postgres and PROXY protocol ports, in the spellings real
+    // configs use.
+    let json = r#"{"image": "x", "services": [
+        {"protocol": "tcp", "internal_port": 8080, "ports": [
+            {"port": 80, "handlers": ["http"], "force_https": true,
+             "http_options": {"idle_timeout": 0, "headers_read_timeout": 30}},
+            {"port": 443, "handlers": ["tls", "http"],
+             "tls_options": {"alpn": ["h2", "http/1.1"], "versions": ["TLSv1.2", "TLSv1.3"],
+                             "default_self_signed": false}}]},
+        {"protocol": "tcp", "internal_port": 9000, "ports": [
+            {"port": 9443, "handlers": ["TLS"], "tls_options": {"alpn": [], "versions": ["tlsv1.3"]}},
+            {"port": 5432, "handlers": ["pg_tls"]},
+            {"port": 8443, "handlers": ["edge_http"]},
+            {"port": 2525, "handlers": ["proxy_proto"], "proxy_proto_options": {"version": "v2"}},
+            {"port": 2526, "handlers": ["proxy_proto"], "proxy_proto_options": {"version": "v1"}}]}
+    ]}"#;
     parse_machine_config_document(json)
         .unwrap()
         .validate()

@@ -7,8 +7,9 @@ use super::{
     container,
 };
 use crate::config::{
-    Autostop, ENV_FROM_FIELDS, EnvFrom, File, GuestConfig, MachineConfig, MachineSecret,
-    MachineService, RestartMode, RestartPolicy, SCHEDULES, StopConfig, decode_base64,
+    Autostop, ENV_FROM_FIELDS, EnvFrom, File, GuestConfig, MachineConfig, MachinePort,
+    MachineSecret, MachineService, RestartMode, RestartPolicy, SCHEDULES, StopConfig,
+    decode_base64,
 };
 use crate::ids::{MachineId, VolumeId};
 
@@ -207,6 +208,7 @@ fn validate_service(s: &MachineService, at: &str, p: &mut Problems) {
         if port.port.is_none() && (port.start_port.is_none() || port.end_port.is_none()) {
             p.push(pp.clone(), "give port, or start_port and end_port");
         }
+        validate_port_options(port, &pp, p);
     }
     if let Some(Autostop::Unknown(v)) = &s.autostop {
         p.push(
@@ -255,6 +257,89 @@ fn validate_service(s: &MachineService, at: &str, p: &mut Problems) {
     }
     for (j, check) in s.checks.iter().flatten().enumerate() {
         checks::validate_check(check, &format!("{at}.checks[{j}]"), p);
+    }
+}
+
+/// Handler names a port may list (matched in any case, as the proxy does).
+/// `pg_tls` and `edge_http` are accepted for compatibility with Fly
+/// configs; see the proxy's README for what it does with them.
+const PORT_HANDLERS: &[&str] = &["http", "tls", "proxy_proto", "pg_tls", "edge_http"];
+/// TLS versions `tls_options.versions` may list (matched in any case).
+const TLS_VERSIONS: &[&str] = &["TLSv1.2", "TLSv1.3"];
+/// PROXY protocol versions of `proxy_proto_options.version`.
+const PROXY_PROTO_VERSIONS: &[&str] = &["v1", "v2"];
+
+/// Handlers and the options of one `services[].ports[]` entry.
+fn validate_port_options(port: &MachinePort, pp: &str, p: &mut Problems) {
+    for (k, h) in port.handlers().iter().enumerate() {
+        if !PORT_HANDLERS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(h))
+        {
+            p.push(
+                format!("{pp}.handlers[{k}]"),
+                format!("unknown handler {h:?} (expected {})", one_of(PORT_HANDLERS)),
+            );
+        }
+    }
+    if let Some(tls) = &port.tls_options {
+        let tp = format!("{pp}.tls_options");
+        for (k, proto) in tls.alpn.iter().flatten().enumerate() {
+            if proto.is_empty() {
+                p.push(format!("{tp}.alpn[{k}]"), "must not be empty");
+            } else if proto.len() > 255 {
+                p.push(
+                    format!("{tp}.alpn[{k}]"),
+                    format!(
+                        "an ALPN protocol name is at most 255 bytes (got {})",
+                        proto.len()
+                    ),
+                );
+            }
+        }
+        for (k, v) in tls.versions.iter().flatten().enumerate() {
+            if !TLS_VERSIONS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(v))
+            {
+                p.push(
+                    format!("{tp}.versions[{k}]"),
+                    format!(
+                        "unknown TLS version {v:?} (expected {})",
+                        one_of(TLS_VERSIONS)
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(v) = port
+        .proxy_proto_options
+        .as_ref()
+        .and_then(|o| o.version.as_deref())
+        && !PROXY_PROTO_VERSIONS.contains(&v)
+    {
+        p.push(
+            format!("{pp}.proxy_proto_options.version"),
+            format!(
+                "unknown PROXY protocol version {v:?} (expected {})",
+                one_of(PROXY_PROTO_VERSIONS)
+            ),
+        );
+    }
+    if let Some(o) = &port.http_options {
+        for (field, v) in [
+            ("idle_timeout", o.idle_timeout),
+            ("headers_read_timeout", o.headers_read_timeout),
+        ] {
+            if let Some(n) = v
+                && n < 0
+            {
+                p.push(
+                    format!("{pp}.http_options.{field}"),
+                    format!("must not be negative (got {n})"),
+                );
+            }
+        }
     }
 }
 
