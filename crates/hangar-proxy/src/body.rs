@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 
-use crate::live::{Live, LoadGuard};
+use crate::live::{Held, Live};
 
 pub enum ProxyBody {
     Full(Option<Bytes>),
@@ -18,7 +18,7 @@ pub enum ProxyBody {
         inner: Incoming,
         /// The connection to pool once the body has ended.
         sender: Option<(SendRequest<Incoming>, Arc<Live>)>,
-        guard: Option<LoadGuard>,
+        guard: Option<Held>,
     },
 }
 
@@ -33,7 +33,7 @@ impl ProxyBody {
         inner: Incoming,
         sender: Option<SendRequest<Incoming>>,
         live: Arc<Live>,
-        guard: LoadGuard,
+        guard: Held,
     ) -> ProxyBody {
         if inner.is_end_stream() {
             if let Some(sender) = sender {

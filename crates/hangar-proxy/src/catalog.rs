@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hangar_types::config::AutostopMode;
+use hangar_types::config::{AutostopMode, TlsOptions};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::fleet::{MachineInfo, MachineState};
@@ -22,6 +23,12 @@ pub struct Handlers {
     pub force_https: bool,
     /// Speak HTTP/2 cleartext (h2c) to the machines.
     pub h2_backend: bool,
+    /// `http_options.idle_timeout`: how long a client connection may sit
+    /// idle; the proxy's `--proxy-idle-timeout` when not given.
+    pub idle_timeout: Option<Duration>,
+    /// `http_options.headers_read_timeout`: how long a client has to send a
+    /// request's head; the proxy's `--proxy-header-timeout` when not given.
+    pub headers_read_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +51,23 @@ pub struct Group {
     pub internal_port: u16,
     pub soft_limit: u32,
     pub hard_limit: u32,
-    /// Informational: with the `http` handler load is always counted in
-    /// requests (upstream connections are pooled), without it in connections.
-    #[allow(dead_code)]
+    /// What a unit of load is: a client connection (held while it is open,
+    /// its requests going to the machine it was given) or a request. Without
+    /// the `http` handler it is always a connection.
     pub concurrency: ConcurrencyType,
     pub autostart: bool,
     pub autostop: AutostopMode,
     pub min_running: u32,
     /// `http_options.response.headers` of the port.
     pub response_headers: ResponseHeaders,
+    /// `http_options.compress`: compress responses the client accepts
+    /// compressed (on unless `false`).
+    #[allow(dead_code)] // read by the response compression being added
+    pub compress: bool,
+    /// `http_options.response.pristine`: pass the machine's responses on
+    /// without the proxy's own changes (no compression, no added headers).
+    #[allow(dead_code)] // read by the response compression being added
+    pub pristine: bool,
     /// Machines with an address the host reaches.
     pub machines: Vec<Arc<Live>>,
 }
@@ -141,6 +156,10 @@ fn frames_the_message(name: &HeaderName) -> bool {
 #[derive(Debug)]
 pub struct PortRoute {
     pub handlers: Handlers,
+    /// `tls_options` of the port (ALPN protocols, TLS versions,
+    /// `default_self_signed`), from the first service seen for it.
+    #[allow(dead_code)] // read by the per-port TLS settings being added
+    pub tls_options: Option<hangar_types::config::TlsOptions>,
     pub apps: HashMap<String, Arc<Group>>,
 }
 
@@ -233,7 +252,20 @@ fn handlers_of(port: &hangar_types::config::MachinePort) -> Handlers {
             .as_ref()
             .and_then(|o| o.h2_backend)
             .unwrap_or(false),
+        idle_timeout: seconds(port.http_options.as_ref().and_then(|o| o.idle_timeout)),
+        headers_read_timeout: seconds(
+            port.http_options
+                .as_ref()
+                .and_then(|o| o.headers_read_timeout),
+        ),
     }
+}
+
+/// A positive number of seconds from a config field.
+fn seconds(n: Option<i64>) -> Option<Duration> {
+    n.and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .map(Duration::from_secs)
 }
 
 fn public_ports(port: &hangar_types::config::MachinePort) -> Vec<u16> {
@@ -279,6 +311,8 @@ struct GroupBuild {
     autostop: AutostopMode,
     min_running: u32,
     response_headers: ResponseHeaders,
+    compress: bool,
+    pristine: bool,
     machines: Vec<Arc<Live>>,
     unreachable: usize,
 }
@@ -295,6 +329,8 @@ impl GroupBuild {
             autostop: self.autostop,
             min_running: self.min_running,
             response_headers: self.response_headers,
+            compress: self.compress,
+            pristine: self.pristine,
             machines: self.machines,
         })
     }
@@ -309,7 +345,8 @@ pub fn build(
     registry: &mut HashMap<LiveKey, Arc<Live>>,
 ) -> Catalog {
     let mut next_registry: HashMap<LiveKey, Arc<Live>> = HashMap::new();
-    let mut ports: HashMap<u16, (Handlers, HashMap<String, GroupBuild>)> = HashMap::new();
+    type TcpBuild = (Handlers, Option<TlsOptions>, HashMap<String, GroupBuild>);
+    let mut ports: HashMap<u16, TcpBuild> = HashMap::new();
     let mut udp: HashMap<u16, UdpBuild> = HashMap::new();
     let mut unreachable = 0;
     let mut checks = Vec::new();
@@ -373,6 +410,17 @@ pub fn build(
                     .and_then(|n| u32::try_from(n).ok())
                     .unwrap_or(0),
                 response_headers: ResponseHeaders::of(port),
+                compress: port
+                    .http_options
+                    .as_ref()
+                    .and_then(|o| o.compress)
+                    .unwrap_or(true),
+                pristine: port
+                    .http_options
+                    .as_ref()
+                    .and_then(|o| o.response.as_ref())
+                    .and_then(|r| r.pristine)
+                    .unwrap_or(false),
                 machines: Vec::new(),
                 unreachable: 0,
             };
@@ -381,8 +429,10 @@ pub fn build(
                     let g = match transport {
                         Transport::Tcp => ports
                             .entry(public)
-                            .or_insert_with(|| (handlers_of(port), HashMap::new()))
-                            .1
+                            .or_insert_with(|| {
+                                (handlers_of(port), port.tls_options.clone(), HashMap::new())
+                            })
+                            .2
                             .entry(m.app.clone())
                             .or_insert_with(|| new_group(port)),
                         Transport::Udp => {
@@ -412,9 +462,14 @@ pub fn build(
     let lives = registry.values().cloned().collect();
     let ports = ports
         .into_iter()
-        .map(|(port, (handlers, apps))| {
+        .map(|(port, (handlers, tls_options, apps))| {
             let apps = apps.into_iter().map(|(app, g)| (app, g.finish())).collect();
-            (port, Arc::new(PortRoute { handlers, apps }))
+            let route = PortRoute {
+                handlers,
+                tls_options,
+                apps,
+            };
+            (port, Arc::new(route))
         })
         .collect();
     let (udp_ports, udp_conflicts) = resolve_udp(udp);
@@ -450,6 +505,7 @@ fn resolve_udp(udp: HashMap<u16, UdpBuild>) -> (HashMap<u16, Arc<PortRoute>>, Ve
         }
         let route = PortRoute {
             handlers: Handlers::default(),
+            tls_options: None,
             apps: HashMap::from([(winner, g.finish())]),
         };
         routes.insert(port, Arc::new(route));

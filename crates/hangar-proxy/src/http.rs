@@ -3,8 +3,8 @@
 //! headers, `force_https`, header size and time limits and an idle timeout.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::{PickError, Prefs, acquire};
 use crate::body::ProxyBody;
+use crate::catalog::{ConcurrencyType, Group};
 use crate::conn::{ClientConn, Stamped};
-use crate::live::Live;
+use crate::live::{Held, Live, LoadGuard};
 use crate::shared::Shared;
 
 static FLY_CLIENT_IP: HeaderName = HeaderName::from_static("fly-client-ip");
@@ -44,33 +45,43 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let opts = &shared.opts;
+    let idle_limit = route.handlers.idle_timeout.unwrap_or(opts.idle_timeout);
+    let header_limit = route
+        .handlers
+        .headers_read_timeout
+        .unwrap_or(opts.header_timeout);
     drop(route);
     let fwd = Forwarded::new(conn, tls);
     let (io, last) = Stamped::new(stream);
     let inflight = Arc::new(AtomicU32::new(0));
     // One reference per connection, cloned per request: cloning `shared`
     // itself per request would bounce its count between threads.
-    let ctx = Arc::new((shared.clone(), fwd, inflight.clone()));
+    let ctx = Arc::new(ConnCtx {
+        shared: shared.clone(),
+        fwd,
+        inflight: inflight.clone(),
+        binding: Mutex::new(None),
+    });
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
         async move {
-            let (shared, fwd, inflight) = &*ctx;
-            inflight.fetch_add(1, Ordering::Relaxed);
+            let shared = &ctx.shared;
+            ctx.inflight.fetch_add(1, Ordering::Relaxed);
             let began = Instant::now();
-            let resp = forward(shared, fwd, req).await;
+            let resp = forward(&ctx, req).await;
             shared
                 .metrics
                 .response(resp.status().as_u16(), began.elapsed());
-            inflight.fetch_sub(1, Ordering::Relaxed);
+            ctx.inflight.fetch_sub(1, Ordering::Relaxed);
             Ok::<_, Infallible>(resp)
         }
     });
-    let opts = &shared.opts;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
+        .header_read_timeout(header_limit)
         .max_buf_size(opts.max_header_bytes.max(8192));
     builder
         .http2()
@@ -83,7 +94,7 @@ pub async fn serve<S>(
                 tracing::debug!(peer = %conn.peer, "proxy: client connection: {e}");
             }
         }
-        () = idle(&last, &inflight, opts.idle_timeout) => {
+        () = idle(&last, &inflight, idle_limit) => {
             tracing::debug!(peer = %conn.peer, "proxy: idle client connection closed");
         }
     }
@@ -148,11 +159,65 @@ impl Forwarded {
     }
 }
 
-async fn forward(
-    shared: &Arc<Shared>,
-    fwd: &Forwarded,
-    mut req: Request<Incoming>,
-) -> Response<ProxyBody> {
+/// What one client connection's requests share.
+struct ConnCtx {
+    shared: Arc<Shared>,
+    fwd: Forwarded,
+    /// Requests in flight (the idle timeout waits for none).
+    inflight: Arc<AtomicU32>,
+    /// For concurrency type `connections`: the machine this connection was
+    /// given and the unit of its load the connection holds while open.
+    binding: Mutex<Option<Binding>>,
+}
+
+struct Binding {
+    app: String,
+    internal_port: u16,
+    unit: Arc<LoadGuard>,
+}
+
+/// The load unit for a request. Type `requests`: one of its own. Type
+/// `connections`: the connection's, taken by its first request and kept
+/// while the machine stays usable (running, healthy, not cordoned, still in
+/// the app, not one a connect just failed on, the instance a request
+/// forces); otherwise a new machine is picked and the connection moves.
+async fn take_unit(
+    ctx: &ConnCtx,
+    group: &Arc<Group>,
+    prefs: &Prefs,
+    avoid: &[Arc<Live>],
+) -> Result<Held, PickError> {
+    if group.concurrency == ConcurrencyType::Requests {
+        return acquire(&ctx.shared, group, prefs, avoid)
+            .await
+            .map(Held::Own);
+    }
+    if let Some(b) = ctx.binding.lock().expect("binding lock").as_ref()
+        && b.app == group.app
+        && b.internal_port == group.internal_port
+    {
+        let l = b.unit.live();
+        let usable = l.running()
+            && l.healthy()
+            && !l.cordoned()
+            && prefs.instance.as_deref().is_none_or(|id| id == l.id)
+            && !avoid.iter().any(|a| Arc::ptr_eq(a, l))
+            && group.machines.iter().any(|m| Arc::ptr_eq(m, l));
+        if usable {
+            return Ok(Held::Conn(b.unit.clone()));
+        }
+    }
+    let unit = Arc::new(acquire(&ctx.shared, group, prefs, avoid).await?);
+    *ctx.binding.lock().expect("binding lock") = Some(Binding {
+        app: group.app.clone(),
+        internal_port: group.internal_port,
+        unit: unit.clone(),
+    });
+    Ok(Held::Conn(unit))
+}
+
+async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    let (shared, fwd) = (&ctx.shared, &ctx.fwd);
     let (conn, tls) = (fwd.conn, fwd.tls);
     let mut group = None;
     let mut h2_backend = false;
@@ -201,7 +266,7 @@ async fn forward(
 
     let mut avoid: Vec<Arc<Live>> = Vec::new();
     for _ in 0..3 {
-        let guard = match acquire(shared, &group, &prefs, &avoid).await {
+        let guard = match take_unit(ctx, &group, &prefs, &avoid).await {
             Ok(g) => g,
             Err(PickError::Capacity(_)) => {
                 shared.metrics.rejected_capacity.inc();
@@ -308,7 +373,7 @@ fn respond(
     group: &crate::catalog::Group,
     sender: Option<SendRequest<Incoming>>,
     live: Arc<Live>,
-    guard: crate::live::LoadGuard,
+    guard: Held,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -336,7 +401,7 @@ fn respond(
 
 /// Copies bytes both ways between an upgraded client connection and the
 /// machine's until one side closes.
-async fn tunnel(client: OnUpgrade, machine: OnUpgrade, guard: crate::live::LoadGuard) {
+async fn tunnel(client: OnUpgrade, machine: OnUpgrade, guard: Held) {
     match tokio::try_join!(client, machine) {
         Ok((client, machine)) => {
             let (mut client, mut machine) = (TokioIo::new(client), TokioIo::new(machine));

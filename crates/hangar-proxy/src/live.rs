@@ -210,3 +210,31 @@ impl Drop for LoadGuard {
         self.live.touch();
     }
 }
+
+/// The load unit a request counts against: its own (concurrency type
+/// `requests`), or its client connection's, shared by every request the
+/// connection sends (type `connections`).
+#[derive(Debug)]
+pub enum Held {
+    Own(LoadGuard),
+    Conn(Arc<LoadGuard>),
+}
+
+impl Held {
+    pub fn live(&self) -> &Arc<Live> {
+        match self {
+            Held::Own(g) => g.live(),
+            Held::Conn(g) => g.live(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The connection's unit outlives the request: the machine was still
+        // active until now.
+        if let Held::Conn(g) = self {
+            g.live.touch();
+        }
+    }
+}

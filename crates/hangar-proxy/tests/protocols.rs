@@ -245,3 +245,47 @@ async fn oversized_heads_and_slow_clients_are_cut_off_without_hurting_others() {
     assert!(n.is_ok());
     assert_eq!(get(public, "lim.localhost", "/").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ports_http_options_timeouts_override_the_proxys() {
+    let fleet = TestFleet::new();
+    let (short, long) = (free_port(), free_port());
+    // Port `short` closes idle connections after 1 s and gives a request
+    // head 1 s; port `long` keeps the proxy's 60 s and 10 s.
+    let services = json!([{"internal_port": free_port(), "ports": [
+        {"port": short, "handlers": ["http"],
+         "http_options": {"idle_timeout": 1, "headers_read_timeout": 1}},
+        {"port": long, "handlers": ["http"]}]}]);
+    fleet.add("to", "t1", Kind::Http, services, true).await;
+    let _proxy = start_proxy(&fleet, options()).await;
+    wait_port(short).await;
+    wait_port(long).await;
+
+    let closed_within = |port: u16, head: &'static [u8], limit: Duration| async move {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        c.write_all(head).await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(limit, c.read_to_end(&mut buf))
+            .await
+            .is_ok()
+    };
+    let began = Instant::now();
+    assert!(
+        closed_within(short, b"", Duration::from_secs(5)).await,
+        "an idle connection on the short port is closed"
+    );
+    assert!(began.elapsed() >= Duration::from_millis(900));
+    assert!(
+        closed_within(short, b"GET / HTTP/1.1\r\nHost: to", Duration::from_secs(5)).await,
+        "a half-sent head on the short port is cut off"
+    );
+    assert!(
+        !closed_within(long, b"", Duration::from_secs(3)).await,
+        "the other port keeps the proxy's 60 s idle timeout"
+    );
+    assert!(
+        !closed_within(long, b"GET / HTTP/1.1\r\nHost: to", Duration::from_secs(3)).await,
+        "and its 10 s head timeout"
+    );
+    assert_eq!(get(short, "to.localhost", "/").await.0, 200);
+}

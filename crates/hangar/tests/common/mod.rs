@@ -571,8 +571,12 @@ impl ProxyEnv {
         ProxyEnv {
             server,
             metrics,
+            // A connection per request: under the default concurrency type
+            // (`connections`) an idle pooled connection would hold a unit of
+            // load on its machine and keep its later requests there.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
                 .build()
                 .unwrap(),
         }
