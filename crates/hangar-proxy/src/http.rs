@@ -12,7 +12,6 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
-use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -85,6 +84,7 @@ pub async fn serve<S>(
         .max_buf_size(opts.max_header_bytes.max(8192));
     builder
         .http2()
+        .enable_connect_protocol()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
     let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
@@ -255,14 +255,9 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
         instance: header_string(req.headers(), &FLY_FORCE_INSTANCE_ID),
     };
     // An upgrade (WebSocket and the like) goes to HTTP/1.1 machines only.
-    let upgrade = upgrade_of(&req).filter(|_| !h2_backend);
+    let upgrade = crate::upgrade::asked(&req).filter(|_| !h2_backend);
     prepare(shared, fwd, &mut req);
-    let mut client_upgrade = upgrade.map(|protocol| {
-        let h = req.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, protocol);
-        hyper::upgrade::on(&mut req)
-    });
+    let mut client_upgrade = upgrade.map(|asked| crate::upgrade::to_machine(&mut req, asked));
 
     let mut avoid: Vec<Arc<Live>> = Vec::new();
     for _ in 0..3 {
@@ -374,7 +369,7 @@ fn respond(
     sender: Option<SendRequest<Incoming>>,
     live: Arc<Live>,
     guard: Held,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<crate::upgrade::ClientSide>,
 ) -> Response<ProxyBody> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client) = client_upgrade
@@ -383,56 +378,12 @@ fn respond(
         let machine = hyper::upgrade::on(&mut resp);
         let (mut parts, _) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        group.response_headers.apply(&mut parts.headers);
-        if let Some(protocol) = protocol {
-            parts.headers.insert(header::UPGRADE, protocol);
-        }
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        tokio::spawn(tunnel(client, machine, guard));
-        return Response::from_parts(parts, ProxyBody::text(""));
+        return crate::upgrade::switch(machine, parts, protocol, group, client, guard);
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     group.response_headers.apply(&mut parts.headers);
     Response::from_parts(parts, ProxyBody::upstream(body, sender, live, guard))
-}
-
-/// Copies bytes both ways between an upgraded client connection and the
-/// machine's until one side closes.
-async fn tunnel(client: OnUpgrade, machine: OnUpgrade, guard: Held) {
-    match tokio::try_join!(client, machine) {
-        Ok((client, machine)) => {
-            let (mut client, mut machine) = (TokioIo::new(client), TokioIo::new(machine));
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut machine).await {
-                tracing::debug!(machine = %guard.live().id, "proxy: upgraded connection: {e}");
-            }
-        }
-        Err(e) => {
-            tracing::debug!(machine = %guard.live().id, "proxy: upgrade: {e}");
-        }
-    }
-    drop(guard);
-}
-
-/// The protocol a client's HTTP/1.1 request asks to switch to (`Upgrade`
-/// with `Connection: upgrade`), if any.
-fn upgrade_of(req: &Request<Incoming>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_11 {
-        return None;
-    }
-    let asks = req
-        .headers()
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if !asks {
-        return None;
-    }
-    req.headers().get(header::UPGRADE).cloned()
 }
 
 async fn checkout(live: &Live) -> Option<SendRequest<Incoming>> {

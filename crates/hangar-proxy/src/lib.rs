@@ -38,6 +38,7 @@ mod shared;
 mod tcp;
 pub mod tls;
 mod udp;
+mod upgrade;
 mod workers;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! A fleet for the proxy's loopback tests: each "machine" is a real HTTP
-//! (or TCP echo) server on its own 127.x.y.z address, started and stopped
+//! (with a small WebSocket echo at `/ws`) or TCP echo server on its own
+//! 127.x.y.z address, started and stopped
 //! through the [`Fleet`] seam the way the Machines API would.
 
 #![allow(dead_code)]
@@ -210,6 +211,7 @@ async fn serve(
                 async move {
                     let mut resp = hyper::Response::new(Full::new(Bytes::new()));
                     match req.uri().path() {
+                        "/ws" => return Ok(websocket(req)),
                         "/health" => {
                             if !healthy.load(Ordering::SeqCst) {
                                 *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
@@ -234,10 +236,71 @@ async fn serve(
             // HTTP/1.1, or h2c with prior knowledge.
             let _ =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .await;
         });
     }
+}
+
+/// `/ws`: a WebSocket handshake as a server checks it (`Upgrade: websocket`,
+/// `Connection: upgrade`, a `Sec-WebSocket-Key`, version 13), else 400. Once
+/// switched, the machine writes `key=KEY\n` (the key it was sent), then
+/// echoes every byte.
+fn websocket(mut req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
+    let h = req.headers();
+    let has = |name: &str, want: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(want)))
+    };
+    let key = h
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (true, true, true, Some(key)) = (
+        has("upgrade", "websocket"),
+        has("connection", "upgrade"),
+        has("sec-websocket-version", "13"),
+        key,
+    ) else {
+        let mut resp = hyper::Response::new(Full::new(Bytes::from("not a websocket handshake\n")));
+        *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+        return resp;
+    };
+    let on = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = on.await else { return };
+        let mut io = TokioIo::new(up);
+        if io
+            .write_all(format!("key={key}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if io.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut()
+        .insert("upgrade", "websocket".parse().unwrap());
+    resp.headers_mut()
+        .insert("connection", "upgrade".parse().unwrap());
+    resp.headers_mut().insert(
+        "sec-websocket-accept",
+        "not-checked-by-the-tests".parse().unwrap(),
+    );
+    resp
 }
 
 #[async_trait]
