@@ -1,6 +1,7 @@
 //! The response body the proxy sends: a machine's response streamed through
 //! (its upstream connection goes back to the pool and its load unit is given
-//! back when the body ends), or a short body of the proxy's own.
+//! back when the body ends), or a short body of the proxy's own, either of
+//! them possibly compressed on the way.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub enum ProxyBody {
         sender: Option<(SendRequest<Incoming>, Arc<Live>)>,
         guard: Option<Held>,
     },
+    /// Another body compressed as it streams (`http_options.compress`).
+    Compressed(Box<crate::compress::Compressed>),
 }
 
 impl ProxyBody {
@@ -91,6 +94,7 @@ impl Body for ProxyBody {
                 }
                 r
             }
+            ProxyBody::Compressed(c) => Pin::new(&mut **c).poll_frame(cx),
         }
     }
 
@@ -98,6 +102,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Compressed(c) => c.is_end_stream(),
         }
     }
 
@@ -106,6 +111,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ProxyBody::Compressed(c) => c.size_hint(),
         }
     }
 }

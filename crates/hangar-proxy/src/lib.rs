@@ -25,6 +25,7 @@ mod body;
 mod catalog;
 mod checks;
 mod clock;
+pub mod compress;
 mod conn;
 mod control;
 pub mod fleet;
