@@ -113,7 +113,7 @@ impl Proxy {
             opts,
             region.to_owned(),
             fleet,
-            Some(tls.config),
+            Some(tls.configs),
             workers,
         ));
         let mut tasks = Vec::new();

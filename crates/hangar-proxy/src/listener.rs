@@ -1,6 +1,6 @@
 //! One service port: accepts connections and hands each to its handler
-//! (TLS first when asked, then HTTP or raw TCP) per the current routing
-//! table.
+//! (TLS first when asked, with the server config of the port's
+//! `tls_options`, then HTTP or raw TCP) per the current routing table.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,10 +39,18 @@ pub async fn handle(shared: Arc<Shared>, port: u16, stream: TcpStream, peer: Soc
         port,
     };
     if route.handlers.tls {
-        let Some(tls) = shared.tls.clone() else {
+        let Some(tls) = shared.tls.as_ref() else {
             return;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let settings = crate::tls::TlsSettings::of(route.tls_options.as_ref(), route.handlers.http);
+        let config = match tls.get(&settings) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(port, "proxy: TLS settings of the port: {e}");
+                return;
+            }
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let stream =
             match tokio::time::timeout(shared.opts.header_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,

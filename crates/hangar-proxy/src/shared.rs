@@ -37,7 +37,8 @@ pub struct Shared {
     pub region_header: Option<http::HeaderValue>,
     pub fleet: Arc<dyn Fleet>,
     pub metrics: Metrics,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Server configs of `tls` ports, per port settings.
+    pub tls: Option<Arc<crate::tls::TlsConfigs>>,
     /// The threads client connections are served on.
     pub workers: crate::workers::Workers,
     /// The runtime the proxy was started on: calls to the fleet run there,
@@ -56,7 +57,7 @@ impl Shared {
         opts: ProxyOptions,
         region: String,
         fleet: Arc<dyn Fleet>,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<Arc<crate::tls::TlsConfigs>>,
         workers: crate::workers::Workers,
     ) -> Shared {
         Shared {

@@ -1,21 +1,27 @@
 //! TLS for `tls` handlers: a default certificate from PEM files (or a
 //! self-signed one for the proxy domain), certificates per hostname from
-//! `--proxy-tls-dir` picked by SNI, and ALPN for HTTP/2 and HTTP/1.1.
+//! `--proxy-tls-dir` picked by SNI, and a server config per port settings
+//! (`tls_options`: ALPN, TLS versions, `default_self_signed`).
 
+mod configs;
 mod dir;
 mod resolve;
+mod self_signed;
+mod settings;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use configs::{MAX_CONFIGS, TlsConfigs};
 pub use dir::{CertDir, CertTable, DIR_POLL, PairProblem, Scan, Skipped};
 pub use resolve::{DirWatch, SniResolver};
+pub use self_signed::{SELF_SIGNED_NAMES, SelfSignedResolver};
+pub use settings::TlsSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -31,14 +37,15 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// The proxy's TLS server config, and the task that keeps its certificate
-/// directory current (when there is one: run it with [`DirWatch::run`]).
+/// The proxy's TLS server configs (one per port settings, see
+/// [`TlsConfigs::get`]), and the task that keeps its certificate directory
+/// current (when there is one: run it with [`DirWatch::run`]).
 pub struct TlsSetup {
-    pub config: Arc<ServerConfig>,
+    pub configs: Arc<TlsConfigs>,
     pub watch: Option<DirWatch>,
 }
 
-/// A server config whose default certificate comes from `cert` and `key`
+/// Server configs whose default certificate comes from `cert` and `key`
 /// (self-signed for `domain`, `*.domain` and `localhost` when not given),
 /// with the certificates of `dir` (see [`CertDir`]) picked by SNI first.
 pub fn server_config(
@@ -76,15 +83,21 @@ pub fn server_config(
         }
         None => Arc::new(SniResolver::new(default, None)),
     };
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsSetup {
-        config: Arc::new(config),
-        watch,
-    })
+    let configs = Arc::new(TlsConfigs::new(provider, resolver));
+    // The settings of a `tls` + `http` port without `tls_options`: made now,
+    // so a provider that cannot serve them stops the start, not a handshake.
+    configs.get(&TlsSettings::of(None, true))?;
+    Ok(TlsSetup { configs, watch })
+}
+
+/// A self-signed certificate for `names`, as rustls signs with it.
+fn self_signed_for(names: &[String], provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+    let made = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(made.key_pair.serialize_der())
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    certified_key(vec![made.cert.der().clone()], key, provider)
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))
 }
 
 /// A chain and its key as rustls signs with them; the key must be the
@@ -143,3 +156,6 @@ pub fn self_signed(
         .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
     Ok((vec![certified.cert.der().clone()], key))
 }
+
+#[cfg(test)]
+mod tests;

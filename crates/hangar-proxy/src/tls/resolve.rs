@@ -31,9 +31,20 @@ impl SniResolver {
 
     /// The certificate for a client hello's server name (none: the default).
     pub fn pick(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
-        let table = self.table.read().expect("certificate table lock").clone();
-        sni.and_then(|name| table.get(name).cloned())
+        sni.and_then(|name| self.lookup(name))
             .unwrap_or_else(|| self.default.clone())
+    }
+
+    /// The directory's certificate for `sni` (its own, else its parent
+    /// domain's wildcard one), if there is one.
+    pub fn lookup(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
+        let table = self.table.read().expect("certificate table lock").clone();
+        table.get(sni).cloned()
+    }
+
+    /// The default certificate.
+    pub fn default_key(&self) -> &Arc<CertifiedKey> {
+        &self.default
     }
 }
 
