@@ -1,11 +1,14 @@
 -- wrk script for bench/proxy.sh: prints one machine-readable line with the
 -- run's totals and latency percentiles (microseconds) when the run ends.
--- With WRK_DELAY_MS set, each connection waits that long between requests
--- (a paced load below saturation).
+-- With WRK_DELAY_MS set, each connection waits between requests a random
+-- time from 0 to twice that (that on average): a paced load below
+-- saturation whose connections do not fire in step (a fixed pause keeps all
+-- of them in phase, and each round arrives as one burst).
 local pace = tonumber(os.getenv("WRK_DELAY_MS") or "")
 if pace then
+  math.randomseed(os.time())
   delay = function()
-    return pace
+    return math.random(0, 2 * pace)
   end
 end
 
