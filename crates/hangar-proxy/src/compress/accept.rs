@@ -8,12 +8,13 @@ use super::Encoding;
 
 /// The encoding to compress the response to this request with: the one the
 /// client weighs highest among those the proxy supports (ties go to
-/// zstd, then br, gzip, deflate). None for a HEAD request, without
+/// zstd, then br, gzip, deflate). None for a HEAD request (no body), a
+/// CONNECT (a tunnel, e.g. a WebSocket over HTTP/2), without
 /// `Accept-Encoding`, when it accepts none of them (`q=0` refuses one,
 /// `*` stands for those it does not name), or when it weighs `identity`
 /// above all of them.
 pub fn negotiate(method: &Method, headers: &HeaderMap) -> Option<Encoding> {
-    if method == Method::HEAD {
+    if method == Method::HEAD || method == Method::CONNECT {
         return None;
     }
     let mut values = headers.get_all(header::ACCEPT_ENCODING).iter().peekable();

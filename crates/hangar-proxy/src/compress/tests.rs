@@ -96,6 +96,7 @@ fn negotiate_ignores_unknown_codings_and_head() {
     let mut h = HeaderMap::new();
     h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
     assert_eq!(negotiate(&Method::HEAD, &h), None);
+    assert_eq!(negotiate(&Method::CONNECT, &h), None);
     assert_eq!(negotiate(&Method::POST, &h), Some(Encoding::Gzip));
 }
 
