@@ -71,10 +71,26 @@ pub async fn run_once(shared: &Arc<Shared>) -> Vec<String> {
     }
     let mut stopped = Vec::new();
     for (live, mode) in stops {
-        for l in shared.lives_of(&live.id) {
-            l.mark_stopping();
+        // Every service of the machine stops taking requests first; one that
+        // got a request meanwhile keeps the machine running.
+        let mut lives = shared.lives_of(&live.id);
+        if !lives.iter().any(|l| Arc::ptr_eq(l, &live)) {
+            lives.push(live.clone());
         }
-        live.mark_stopping();
+        let mut marks = Vec::new();
+        for l in &lives {
+            match l.try_mark_stopping() {
+                Some(mark) => marks.push((l, mark)),
+                None => break,
+            }
+        }
+        if marks.len() < lives.len() {
+            for (l, mark) in marks {
+                l.unmark_stopping(mark);
+            }
+            tracing::debug!(machine = %live.id, "autostop: a request came in, the machine stays");
+            continue;
+        }
         tracing::info!(app = %live.app, machine = %live.id, ?mode, "autostop");
         let mut result = match mode {
             AutostopMode::Suspend => shared.fleet.suspend(&live.app, &live.id).await,

@@ -1,6 +1,7 @@
 //! Choosing a machine for a request or connection: the least-loaded healthy
-//! machine in the closest region under its soft limit; else a stopped one,
-//! started on the spot (concurrent cold requests share the start); else one
+//! machine in the closest region under its soft limit; else a suspended or
+//! stopped one (suspended first: it resumes faster), started on the spot
+//! (concurrent cold requests share the start); else one
 //! under its hard limit; else wait a bounded time, then give up (503).
 
 use std::sync::Arc;
@@ -85,7 +86,11 @@ pub async fn acquire(
             .iter()
             .filter(eligible)
             .filter(|l| !l.running() && l.api_state().startable())
-            .min_by_key(|l| (region_rank(shared, prefs, l), l.id.clone()))
+            // A suspended machine resumes faster than a stopped one boots.
+            .min_by_key(|l| {
+                let suspended = l.api_state() == MachineState::Suspended;
+                (region_rank(shared, prefs, l), !suspended, l.id.clone())
+            })
             .cloned();
         if may_start && let Some(l) = startable {
             if let Err(reason) = ensure_started(shared, &l).await {

@@ -85,12 +85,33 @@ impl Live {
         self.touch();
     }
 
-    /// Marks the machine stopping (the proxy asked for it).
-    pub fn mark_stopping(&self) {
+    /// Marks the machine stopping (the proxy is about to stop or suspend it),
+    /// unless a unit of its load is taken: then it is left as it was and
+    /// `None` returned. With [`Live::try_acquire`] (which gives the unit back
+    /// when it finds the machine stopping) this keeps a request from being
+    /// sent to a machine that is stopped or frozen under it: each side writes
+    /// before it reads the other's word, in one order for both (`SeqCst`).
+    pub fn try_mark_stopping(&self) -> Option<StopMark> {
+        let mark = StopMark {
+            state: self.state.load(Ordering::SeqCst),
+            proxy_started: self.proxy_started.load(Ordering::Relaxed),
+        };
         self.proxy_started.store(0, Ordering::Relaxed);
         self.state
-            .store(MachineState::Stopping as u8, Ordering::Relaxed);
+            .store(MachineState::Stopping as u8, Ordering::SeqCst);
+        if self.load.load(Ordering::SeqCst) > 0 {
+            self.unmark_stopping(mark);
+            return None;
+        }
         self.clear_pools();
+        Some(mark)
+    }
+
+    /// Undoes [`Live::try_mark_stopping`].
+    pub fn unmark_stopping(&self, mark: StopMark) {
+        self.proxy_started
+            .store(mark.proxy_started, Ordering::Relaxed);
+        self.state.store(mark.state, Ordering::SeqCst);
     }
 
     fn clear_pools(&self) {
@@ -159,10 +180,15 @@ impl Live {
             }
             match self
                 .load
-                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange_weak(cur, cur + 1, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    return Some(LoadGuard { live: self.clone() });
+                    let guard = LoadGuard { live: self.clone() };
+                    if self.state.load(Ordering::SeqCst) == MachineState::Stopping as u8 {
+                        // Being stopped or suspended since it was picked.
+                        return None;
+                    }
+                    return Some(guard);
                 }
                 Err(now) => cur = now,
             }
@@ -190,6 +216,13 @@ impl Live {
             pool.push(sender);
         }
     }
+}
+
+/// What [`Live::try_mark_stopping`] changed, to undo it.
+#[derive(Debug, Clone, Copy)]
+pub struct StopMark {
+    state: u8,
+    proxy_started: u64,
 }
 
 /// One unit of a machine's load, given back when dropped.
@@ -236,5 +269,38 @@ impl Drop for Held {
         if let Held::Conn(g) = self {
             g.live.touch();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Arc<Live> {
+        let l = Arc::new(Live::new(
+            "a",
+            "m1",
+            "local",
+            "127.0.0.1:1".parse().unwrap(),
+        ));
+        l.set_api_state(MachineState::Started, false, 0);
+        l
+    }
+
+    #[test]
+    fn a_machine_with_load_is_not_marked_stopping() {
+        let l = started();
+        let g = l.try_acquire(10).expect("a unit");
+        assert!(l.try_mark_stopping().is_none(), "a request holds it");
+        assert!(l.running(), "left as it was");
+        assert_eq!(l.api_state(), MachineState::Started);
+        drop(g);
+        let mark = l.try_mark_stopping().expect("idle now");
+        assert!(!l.running());
+        assert!(l.try_acquire(10).is_none(), "no unit of a stopping machine");
+        assert_eq!(l.load(), 0, "the refused unit was given back");
+        l.unmark_stopping(mark);
+        assert!(l.running());
+        assert!(l.try_acquire(10).is_some());
     }
 }
