@@ -21,7 +21,7 @@ const PARSE_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "[[services]]\ninternal_port = 8080\n[[services.ports]]\nport = 80\nhandlers = [\"http\", \"websocket\"]\n",
-        "fly.toml:5:21: services[0].ports[0].handlers[1]: unknown handler \"websocket\" (expected one of http, tls, pg_tls, proxy_proto)",
+        "fly.toml:5:21: services[0].ports[0].handlers[1]: unknown handler \"websocket\" (expected one of http, tls, pg_tls, proxy_proto, edge_http)",
     ),
     (
         "[[services]]\ninternal_port = 8080\ntcp_checks = [{ interval = \"10x\" }]\n",

@@ -10,7 +10,7 @@ use crate::read::{Cx, R, Tbl, to_json};
 use crate::tree::{Kind, Node};
 
 /// Handlers the proxy knows.
-const HANDLERS: &[&str] = &["http", "tls", "pg_tls", "proxy_proto"];
+const HANDLERS: &[&str] = &["http", "tls", "pg_tls", "proxy_proto", "edge_http"];
 const AUTOSTOP: &str = "\"stop\", \"suspend\", \"off\", true or false";
 
 pub(super) fn read_http_service(cx: &mut Cx<'_>, root: &Tbl<'_>, m: &mut Model) -> R<()> {
