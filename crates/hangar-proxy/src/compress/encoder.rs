@@ -12,9 +12,10 @@ use super::Encoding;
 /// Levels that favour speed: the proxy compresses on the fly.
 const DEFLATE_LEVEL: u32 = 5;
 const BROTLI_QUALITY: u32 = 4;
-/// 2^20 bytes of history: a smaller window than brotli's default keeps the
-/// memory per compressed response near a megabyte.
-const BROTLI_WINDOW_BITS: u32 = 20;
+/// 256 KiB of history for brotli and zstd: as good as their default
+/// windows on web-sized bodies, and about 1.1-1.4 MiB of memory per
+/// compressed response instead of 2.8 MiB (gzip takes 0.3 MiB).
+const WINDOW_LOG: u32 = 18;
 const BROTLI_BUFFER: usize = 16 * 1024;
 const ZSTD_LEVEL: i32 = 3;
 
@@ -40,10 +41,12 @@ impl Encoder {
                 Vec::new(),
                 BROTLI_BUFFER,
                 BROTLI_QUALITY,
-                BROTLI_WINDOW_BITS,
+                WINDOW_LOG,
             ))),
             Encoding::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?)
+                let mut e = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+                e.window_log(WINDOW_LOG)?;
+                Encoder::Zstd(e)
             }
         })
     }
