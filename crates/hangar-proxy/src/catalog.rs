@@ -62,11 +62,11 @@ pub struct Group {
     pub response_headers: ResponseHeaders,
     /// `http_options.compress`: compress responses the client accepts
     /// compressed (on unless `false`).
-    #[allow(dead_code)] // read by the response compression being added
     pub compress: bool,
     /// `http_options.response.pristine`: pass the machine's responses on
-    /// without the proxy's own changes (no compression, no added headers).
-    #[allow(dead_code)] // read by the response compression being added
+    /// without the proxy's own changes: no compression (the proxy adds no
+    /// headers of its own to responses; `response.headers`, asked for
+    /// explicitly, still apply).
     pub pristine: bool,
     /// Machines with an address the host reaches.
     pub machines: Vec<Arc<Live>>,
@@ -158,7 +158,6 @@ pub struct PortRoute {
     pub handlers: Handlers,
     /// `tls_options` of the port (ALPN protocols, TLS versions,
     /// `default_self_signed`), from the first service seen for it.
-    #[allow(dead_code)] // read by the per-port TLS settings being added
     pub tls_options: Option<hangar_types::config::TlsOptions>,
     pub apps: HashMap<String, Arc<Group>>,
 }

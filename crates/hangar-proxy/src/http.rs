@@ -50,6 +50,13 @@ pub async fn serve<S>(
         .handlers
         .headers_read_timeout
         .unwrap_or(opts.header_timeout);
+    // A TLS port whose `tls_options.alpn` leaves out h2 speaks HTTP/1.1 only,
+    // also to a client that ignores ALPN and sends HTTP/2's preface.
+    let http1_only = tls
+        && !crate::tls::TlsSettings::of(route.tls_options.as_ref(), true)
+            .alpn
+            .iter()
+            .any(|p| p == b"h2");
     drop(route);
     let fwd = Forwarded::new(conn, tls);
     let (io, last) = Stamped::new(stream);
@@ -76,25 +83,47 @@ pub async fn serve<S>(
             Ok::<_, Infallible>(resp)
         }
     });
+    let max_buf = opts.max_header_bytes.max(8192);
+    let io = TokioIo::new(io);
+    if http1_only {
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(header_limit)
+            .max_buf_size(max_buf);
+        let served = h1.serve_connection(io, svc).with_upgrades();
+        until_idle(served, &conn, &last, &inflight, idle_limit).await;
+        return;
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_limit)
-        .max_buf_size(opts.max_header_bytes.max(8192));
+        .max_buf_size(max_buf);
     builder
         .http2()
         .enable_connect_protocol()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let served = builder.serve_connection_with_upgrades(io, svc);
+    until_idle(served, &conn, &last, &inflight, idle_limit).await;
+}
+
+/// Drives a client connection until it ends or idles out.
+async fn until_idle<E: std::fmt::Display>(
+    served: impl std::future::Future<Output = Result<(), E>>,
+    conn: &ClientConn,
+    last: &AtomicU64,
+    inflight: &AtomicU32,
+    idle_limit: Duration,
+) {
     tokio::select! {
         r = served => {
             if let Err(e) = r {
                 tracing::debug!(peer = %conn.peer, "proxy: client connection: {e}");
             }
         }
-        () = idle(&last, &inflight, idle_limit) => {
+        () = idle(last, inflight, idle_limit) => {
             tracing::debug!(peer = %conn.peer, "proxy: idle client connection closed");
         }
     }
@@ -256,6 +285,9 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
     };
     // An upgrade (WebSocket and the like) goes to HTTP/1.1 machines only.
     let upgrade = crate::upgrade::asked(&req).filter(|_| !h2_backend);
+    let enc = (group.compress && !group.pristine)
+        .then(|| crate::compress::negotiate(req.method(), req.headers()))
+        .flatten();
     prepare(shared, fwd, &mut req);
     let mut client_upgrade = upgrade.map(|asked| crate::upgrade::to_machine(&mut req, asked));
 
@@ -290,7 +322,10 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
                 Ok(mut sender) => {
                     set_absolute_uri(&mut req);
                     return match sender.send_request(req).await {
-                        Ok(resp) => respond(resp, &group, None, live, guard, None),
+                        Ok(resp) => crate::compress::apply(
+                            respond(resp, &group, None, live, guard, None),
+                            enc,
+                        ),
                         Err(e) => {
                             tracing::debug!(machine = %live.id, "proxy: upstream h2: {e}");
                             live.h2.lock().expect("h2 lock").take();
@@ -325,7 +360,7 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    return respond(
+                    let resp = respond(
                         resp,
                         &group,
                         Some(sender),
@@ -333,6 +368,7 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
                         guard,
                         client_upgrade.take(),
                     );
+                    return crate::compress::apply(resp, enc);
                 }
                 Err(mut e) => {
                     let Some(r) = e.take_message() else {

@@ -240,6 +240,23 @@ async fn alpn_is_negotiated_per_port() {
             .await
             .is_err()
     );
+    // One that offers no ALPN and sends HTTP/2's preface anyway gets HTTP/2
+    // on the default port, not on this one.
+    let tls = Client::alpn(&[]).connect(default_http, None).await.unwrap();
+    assert_eq!(alpn_of(&tls), None);
+    assert_eq!(get(tls, true).await.1, http::Version::HTTP_2);
+    let tls = Client::alpn(&[]).connect(http1_only, None).await.unwrap();
+    let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(c);
+    let req = http::Request::get("https://old.localhost/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.send_request(req))
+        .await
+        .expect("an answer in time");
+    assert!(r.is_err(), "HTTP/2 on an http/1.1-only port: {r:?}");
 
     // tls only (raw TCP behind): no protocol is negotiated, bytes still go
     // through both ways.
