@@ -1,8 +1,10 @@
 //! Machine actions: start, stop, restart, signal, suspend, cordon,
 //! uncordon, exec, ps. Each checks the lease (when it changes the machine)
-//! and the machine's state, then asks the backend.
+//! and the machine's state, then asks the backend. A suspended machine
+//! resumes with start, stops with stop; restart, signal, exec and ps refuse
+//! it (its processes are frozen).
 
-use crate::backend::{ExecRequest, StopOptions};
+use crate::backend::{BackendError, ExecRequest, StopOptions};
 use crate::body::{Body, Params};
 use crate::error::ApiError;
 use crate::lookup;
@@ -45,6 +47,12 @@ const STARTABLE: &[MachineState] = &[
     MachineState::Suspended,
 ];
 const RUNNING: &[MachineState] = &[MachineState::Started, MachineState::Starting];
+/// A suspended machine stops too (it is thawed first).
+const STOPPABLE: &[MachineState] = &[
+    MachineState::Started,
+    MachineState::Starting,
+    MachineState::Suspended,
+];
 
 pub async fn start(
     State(state): State<ApiState>,
@@ -78,7 +86,7 @@ pub async fn stop(
         .as_ref()
         .map(|s| signal_number("signal", s))
         .transpose()?;
-    require_state(&m, RUNNING, "stop")?;
+    require_state(&m, STOPPABLE, "stop")?;
     let opts = StopOptions {
         signal,
         timeout: req.timeout.map(|d| d.as_std()),
@@ -141,10 +149,15 @@ pub async fn suspend(
     Path((app, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    lookup::machine_for_change(&state, &app, &id, &headers).await?;
-    Err(ApiError::NotImplemented(
-        "suspend is not supported on this host yet (machines run as containers, which cannot be snapshotted): use stop and start instead".into(),
-    ))
+    let m = lookup::machine_for_change(&state, &app, &id, &headers).await?;
+    require_state(&m, &[MachineState::Started], "suspend")?;
+    match state.machines.suspend(&m).await {
+        Ok(()) => Ok(Json(json!({"ok": true}))),
+        // The host (or this machine's run) cannot be suspended: 501 tells a
+        // client (the proxy's autostop) to stop it instead.
+        Err(BackendError::Unavailable(msg)) => Err(ApiError::NotImplemented(msg)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn cordon(

@@ -111,11 +111,21 @@ pub trait MachineBackend: Send + Sync + 'static {
         opts: &LaunchOptions,
     ) -> Result<(), BackendError>;
 
-    /// Starts a created, stopped or failed machine.
+    /// Starts a created, stopped or failed machine; resumes a suspended one.
     async fn start(&self, machine: &MachineRecord) -> Result<(), BackendError>;
 
     /// Stops a running machine.
     async fn stop(&self, machine: &MachineRecord, opts: &StopOptions) -> Result<(), BackendError>;
+
+    /// Freezes a started machine in place (`suspending`, then `suspended`);
+    /// `start` resumes it. Hosts that cannot suspend refuse with
+    /// `Unavailable`.
+    async fn suspend(&self, machine: &MachineRecord) -> Result<(), BackendError> {
+        Err(BackendError::Unavailable(format!(
+            "machine {}: suspend is not supported on this host: use stop and start instead",
+            machine.id
+        )))
+    }
 
     /// Stops and starts a running machine (a `restart` event).
     async fn restart(

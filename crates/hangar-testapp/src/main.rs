@@ -10,7 +10,9 @@
 //!   or from `--unhealthy-after` seconds on (counted from the start);
 //!   `GET /` answers the body (default `hello from testapp`), a line
 //!   `hostname=NAME`, and one line `NAME=VALUE` (or `NAME=<unset>`) per
-//!   `?env=NAME` in the query; `GET /exit?code=N` answers, then exits with N;
+//!   `?env=NAME` in the query; `GET /count` adds one to a counter kept in
+//!   memory and answers `count=N` (N counts from 1 since the start);
+//!   `GET /exit?code=N` answers, then exits with N;
 //!   `GET /echo` with `Upgrade: echo` (and `Connection: upgrade`) switches
 //!   protocols (101) and echoes every byte back, as a WebSocket server would
 //!   after its handshake. Any other path answers 404.
@@ -446,6 +448,16 @@ fn serve_connection(stream: TcpStream, options: &HttpOptions) -> io::Result<()> 
                 }
             }
             respond(&mut writer, 200, &body, head, request.keep_alive)?;
+        } else if path == "/count" {
+            static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            respond(
+                &mut writer,
+                200,
+                &format!("count={n}\n"),
+                head,
+                request.keep_alive,
+            )?;
         } else if path == "/echo" {
             if request.upgrade.as_deref() != Some("echo") {
                 respond(

@@ -48,6 +48,10 @@ impl MachineBackend for AgentBackend {
         self.0.stop(&machine.id, opts.signal, opts.timeout).await
     }
 
+    async fn suspend(&self, machine: &MachineRecord) -> Result<(), BackendError> {
+        self.0.suspend(&machine.id).await
+    }
+
     async fn restart(
         &self,
         machine: &MachineRecord,

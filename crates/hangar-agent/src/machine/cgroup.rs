@@ -1,13 +1,41 @@
 //! Removing a machine's cgroup once its pilot is gone. `pilot sandbox` creates
-//! `<prefix>/<machine id>` in every mounted hierarchy; the agent removes it (with
+//! `<prefix>/<machine id>` in the hierarchies it uses; the agent removes it (with
 //! the container cgroups inside) after the machine stops or when it finds one
-//! that no machine owns.
+//! that no machine owns. The agent itself makes the machine's cgroup in a v1
+//! freezer hierarchy (see `freezer`); removal thaws it first.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Mounted cgroup hierarchies: (mount point, path of the hierarchy mounted there).
-fn hierarchies() -> Vec<(PathBuf, PathBuf)> {
+/// A mounted cgroup hierarchy.
+pub(super) struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// The path of the hierarchy mounted there (`/` unless inside a container).
+    pub root: PathBuf,
+    /// `cgroup2`, else a v1 hierarchy.
+    pub v2: bool,
+    /// The mount's super options (`rw,freezer` for the v1 freezer).
+    pub options: String,
+}
+
+impl Hierarchy {
+    /// The directory of cgroup `path` (relative to the hierarchy's root) in
+    /// this hierarchy, whether or not it exists; `None` when the hierarchy is
+    /// mounted at a sub-path that does not hold it.
+    pub fn dir_of(&self, path: &str) -> Option<PathBuf> {
+        let rel = Path::new("/").join(path.trim_matches('/'));
+        let inside = rel.strip_prefix(&self.root).ok()?;
+        Some(self.mount_point.join(inside))
+    }
+
+    /// Whether this is a v1 hierarchy with controller `name`.
+    pub fn has_v1_controller(&self, name: &str) -> bool {
+        !self.v2 && self.options.split(',').any(|o| o == name)
+    }
+}
+
+/// Mounted cgroup hierarchies.
+pub(super) fn hierarchies() -> Vec<Hierarchy> {
     let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
@@ -15,29 +43,33 @@ fn hierarchies() -> Vec<(PathBuf, PathBuf)> {
         .lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
+            let mut r = right.split(' ');
+            let fstype = r.next()?;
             if fstype != "cgroup" && fstype != "cgroup2" {
                 return None;
             }
+            let options = r.nth(1).unwrap_or_default().to_owned();
             let mut f = left.split(' ');
             let root = f.nth(3)?;
             let mount_point = f.next()?;
-            Some((PathBuf::from(mount_point), PathBuf::from(root)))
+            Some(Hierarchy {
+                mount_point: PathBuf::from(mount_point),
+                root: PathBuf::from(root),
+                v2: fstype == "cgroup2",
+                options,
+            })
         })
         .collect()
 }
 
 /// Directories of cgroup `path` (relative to each hierarchy's root) that exist.
 pub fn dirs(path: &str) -> Vec<PathBuf> {
-    let path = path.trim_matches('/');
     hierarchies()
         .into_iter()
-        .filter_map(|(mount_point, root)| {
+        .filter_map(|h| {
             // A hierarchy mounted at a sub-path (inside a container) holds only
             // cgroups below that sub-path.
-            let rel = Path::new("/").join(path);
-            let inside = rel.strip_prefix(&root).ok()?;
-            let dir = mount_point.join(inside);
+            let dir = h.dir_of(path)?;
             dir.is_dir().then_some(dir)
         })
         .collect()
@@ -59,6 +91,12 @@ pub fn children(prefix: &str) -> Vec<String> {
 /// Kills whatever still runs in cgroup `path` and removes it, deepest first, in
 /// every hierarchy. Missing directories are fine.
 pub fn remove(path: &str) -> std::io::Result<()> {
+    // A frozen task cannot die: thaw the machine first (it may be suspended).
+    if let Some(freezer) = super::freezer::Freezer::find(path)
+        && let Err(e) = freezer.thaw()
+    {
+        tracing::warn!(cgroup = path, "thawing before removal: {e}");
+    }
     let mut last_err = None;
     for dir in dirs(path) {
         if let Err(e) = remove_tree(&dir) {

@@ -2,6 +2,7 @@
 //! `pilot sandbox -- pilot run`, then waiting until pilot answers on its socket.
 
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -171,15 +172,26 @@ impl Agent {
             .try_clone()
             .map_err(|e| AgentError::Internal(e.to_string()))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
-        let status = tokio::task::spawn_blocking(move || cmd.status())
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))?
-            .map_err(|e| {
-                AgentError::Internal(format!(
-                    "running {}: {e}",
-                    self.0.config.pilot_bin.display()
-                ))
-            })?;
+        // On a v1 host the machine joins its freezer cgroup before pilot runs,
+        // so suspend can freeze everything it ever forks.
+        let freezer = super::freezer::join_before_exec(&self.cgroup_path(&machine.id))
+            .map_err(|e| AgentError::Internal(format!("freezer cgroup: {e}")))?;
+        if let Some(procs) = &freezer {
+            join_cgroup_in_child(&mut cmd, procs.as_raw_fd());
+        }
+        let status = tokio::task::spawn_blocking(move || {
+            let status = cmd.status();
+            drop(freezer);
+            status
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+        .map_err(|e| {
+            AgentError::Internal(format!(
+                "running {}: {e}",
+                self.0.config.pilot_bin.display()
+            ))
+        })?;
         if !status.success() {
             return Err(AgentError::Internal(format!(
                 "pilot sandbox failed ({status}): {}",
@@ -208,6 +220,7 @@ impl Agent {
                 pid,
                 exited: rx,
                 stop_requested,
+                frozen: false,
             },
         );
         let agent = self.clone();
@@ -270,6 +283,27 @@ impl Agent {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_millis(1));
         }
+    }
+}
+
+/// Makes the child of `cmd` write itself ("0") to the open `cgroup.procs`
+/// descriptor `procs` between fork and exec. The descriptor must stay open
+/// until the child has been spawned.
+fn join_cgroup_in_child(cmd: &mut std::process::Command, procs: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes one write(2) of a static
+    // buffer to a descriptor the parent keeps open across the spawn, and
+    // builds its error from errno without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            let n = libc::write(procs, b"0".as_ptr().cast(), 1);
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 

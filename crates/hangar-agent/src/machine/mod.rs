@@ -8,7 +8,13 @@
 //!                 │                   │           │ (pilot exits by itself)      │
 //!                 │                   └─fails──► failed ◄─┘                      │
 //!                 └──────────────destroy──► destroying ──► destroyed ◄───────────┘
+//!
+//!   started ──suspend──► suspending ──► suspended ──start──► starting ──► started
+//!                                           └──stop / destroy: thawed first──►
 //! ```
+//!
+//! Suspend freezes the machine's processes in place (see `suspend`): pilot and
+//! its containers keep their memory, sockets and network; start thaws them.
 //!
 //! Every transition goes through the store (persisted with its event before it is
 //! acknowledged). Operations on one machine are serialized by a per-machine lock.
@@ -19,6 +25,7 @@ mod cgroup;
 mod checks;
 mod errors;
 mod etc;
+mod freezer;
 mod images;
 mod launch;
 mod logs;
@@ -28,6 +35,7 @@ mod pidfd;
 mod ps;
 mod recover;
 mod spec;
+mod suspend;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -99,6 +107,8 @@ struct Run {
     exited: watch::Receiver<bool>,
     /// Set before the agent asks pilot to stop, so the exit is recorded as requested.
     stop_requested: Arc<AtomicBool>,
+    /// The machine's processes are frozen (suspended): pilot cannot answer.
+    frozen: bool,
 }
 
 struct Inner {
@@ -197,14 +207,25 @@ impl Agent {
         runs.get(machine_id).map(|r| r.pid)
     }
 
-    /// A client of the machine's pilot, if it runs.
+    /// A client of the machine's pilot, if it runs (and is not suspended:
+    /// a frozen pilot would never answer).
     pub fn pilot(&self, machine_id: &str) -> Result<pilot::client::Client, AgentError> {
-        if self.pilot_pid(machine_id).is_none() {
-            return Err(AgentError::InvalidState(format!(
-                "machine {machine_id} is not running"
-            )));
-        }
+        self.require_running(machine_id)?;
         Ok(pilot::client::Client::new(self.paths(machine_id).socket()))
+    }
+
+    /// Fails unless the machine's pilot runs and is not frozen.
+    fn require_running(&self, machine_id: &str) -> Result<(), AgentError> {
+        let runs = self.0.runs.lock().expect("runs poisoned");
+        match runs.get(machine_id) {
+            None => Err(AgentError::InvalidState(format!(
+                "machine {machine_id} is not running"
+            ))),
+            Some(run) if run.frozen => Err(AgentError::InvalidState(format!(
+                "machine {machine_id} is suspended (its processes are frozen): start it to resume it first"
+            ))),
+            Some(_) => Ok(()),
+        }
     }
 
     async fn transition(
@@ -339,7 +360,7 @@ impl Agent {
         let _ = self.0.store.release_ips(machine_id).await;
     }
 
-    /// Starts a created, stopped or failed machine.
+    /// Starts a created, stopped or failed machine; resumes a suspended one.
     pub async fn start(&self, machine_id: &str) -> Result<(), AgentError> {
         let lock = self.lock_for(machine_id);
         let guard = lock.lock().await;
@@ -352,9 +373,12 @@ impl Agent {
         _guard: &tokio::sync::MutexGuard<'_, ()>,
     ) -> Result<(), AgentError> {
         let machine = self.0.store.machine(machine_id).await?;
+        if machine.state == MachineState::Suspended && self.pilot_pid(machine_id).is_some() {
+            return self.resume_locked(machine_id).await;
+        }
         if !machine.state.can_become(MachineState::Starting) {
             return Err(AgentError::InvalidState(format!(
-                "machine {machine_id} is {}; only a created, stopped or failed machine can start",
+                "machine {machine_id} is {}; only a created, stopped, failed or suspended machine can start",
                 machine.state.as_str()
             )));
         }
@@ -454,6 +478,9 @@ impl Agent {
             self.transition(machine_id, MachineState::Stopping, NewEvent::user("stop"))
                 .await?;
         }
+        // A suspended machine is thawed first: frozen pilot cannot stop its
+        // containers, and a frozen task does not even die of SIGKILL.
+        self.thaw_for_stop(machine_id).await;
         let client = pilot::client::Client::new(self.paths(machine_id).socket());
         let sig = signal
             .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
@@ -563,13 +590,16 @@ impl Agent {
     }
 
     /// Destroys the machine and everything made for it. A running machine is
-    /// refused unless `force`, which kills it first.
+    /// refused unless `force`, which kills it first; a suspended one is
+    /// thawed and killed either way.
     pub async fn destroy(&self, machine_id: &str, force: bool) -> Result<(), AgentError> {
         let lock = self.lock_for(machine_id);
         let guard = lock.lock().await;
         if self.pilot_pid(machine_id).is_some() {
-            if !force {
-                let state = self.0.store.machine(machine_id).await?.state;
+            let state = self.0.store.machine(machine_id).await?.state;
+            // A suspended machine does not run for its user: it is destroyed
+            // like a stopped one (thawed and killed on the way).
+            if !force && state != MachineState::Suspended {
                 return Err(AgentError::InvalidState(format!(
                     "machine {machine_id} is {}: stop it first, or destroy with force=true",
                     state.as_str()
@@ -641,11 +671,7 @@ impl Agent {
 
     /// The processes of a started machine.
     pub async fn ps(&self, machine_id: &str) -> Result<Vec<ProcessInfo>, AgentError> {
-        if self.pilot_pid(machine_id).is_none() {
-            return Err(AgentError::InvalidState(format!(
-                "machine {machine_id} is not running"
-            )));
-        }
+        self.require_running(machine_id)?;
         let cg = self.cgroup_path(machine_id);
         tokio::task::spawn_blocking(move || ps::list(&cgroup::pids(&cg)))
             .await

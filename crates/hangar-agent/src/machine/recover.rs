@@ -1,7 +1,8 @@
 //! Bringing the store in line with the host when the agent starts (after a clean
 //! stop, a crash or a SIGKILL): re-attach to every pilot still running, record the
-//! exits of those that ended meanwhile, finish interrupted operations, and remove
-//! what no machine owns (network namespaces, veths, cgroups).
+//! exits of those that ended meanwhile (suspended machines stay frozen), finish
+//! interrupted operations, and remove what no machine owns (network namespaces,
+//! veths, cgroups).
 
 use std::collections::HashSet;
 
@@ -65,14 +66,30 @@ impl Agent {
                         });
                     }
                 }
+                (MachineState::Suspended | MachineState::Suspending, Some(pid)) => {
+                    // Its processes are still there: it stays suspended (an
+                    // interrupted suspend is finished).
+                    self.attach(&m.id, pid)?;
+                    running.insert(m.id.clone());
+                    self.recover_suspended(&m.id, m.state).await?;
+                }
                 (_, Some(pid)) => {
                     // A pilot for a machine the store says is not running (its
                     // start was rolled back): it must not run.
                     kill(pid);
                     self.cleanup_run(&m.id).await;
                 }
-                (MachineState::Started | MachineState::Starting | MachineState::Stopping, None) => {
-                    // pilot ended while the agent was away.
+                (
+                    MachineState::Started
+                    | MachineState::Starting
+                    | MachineState::Stopping
+                    | MachineState::Suspending
+                    | MachineState::Suspended,
+                    None,
+                ) => {
+                    // pilot ended while the agent was away (a suspended
+                    // machine's processes are lost with a host reboot: it
+                    // comes back stopped).
                     self.record_exit(&m.id, m.state == MachineState::Stopping)
                         .await?;
                 }

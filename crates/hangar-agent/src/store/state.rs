@@ -9,6 +9,10 @@
 //!     │         failed      replacing (update) ─► created / starting / stopped
 //!     └────────────┴────────────┴─────► destroying ──► destroyed
 //! ```
+//!
+//! A suspended machine resumes through `starting`; it can also stop (thawed
+//! first) or be replaced. A suspend that could not freeze the machine goes
+//! back from `suspending` to `started`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -89,8 +93,8 @@ impl MachineState {
             (Started, Stopping | Stopped | Suspending | Replacing) => true,
             (Stopping, Stopped) => true,
             (Stopped, Starting | Replacing) => true,
-            (Suspending, Suspended | Stopped) => true,
-            (Suspended, Starting | Stopped | Replacing) => true,
+            (Suspending, Suspended | Started | Stopped) => true,
+            (Suspended, Starting | Stopping | Stopped | Replacing) => true,
             (Replacing, Created | Starting | Stopped) => true,
             (Failed, Starting | Stopped | Replacing) => true,
             _ => false,
@@ -169,5 +173,24 @@ mod tests {
         assert!(!Destroyed.can_become(Starting));
         assert!(!Destroying.can_become(Started));
         assert!(!Started.can_become(Started));
+    }
+
+    #[test]
+    fn suspend_and_resume_paths() {
+        assert!(Started.can_become(Suspending));
+        assert!(Suspending.can_become(Suspended));
+        // A freeze that failed: the machine runs on.
+        assert!(Suspending.can_become(Started));
+        // Resume goes through starting, like any start.
+        assert!(Suspended.can_become(Starting));
+        assert!(!Suspended.can_become(Started));
+        assert!(Suspended.can_become(Stopping));
+        assert!(Suspended.can_become(Destroying));
+        // Only a started machine suspends.
+        for s in [
+            Created, Starting, Stopping, Stopped, Suspended, Failed, Destroyed,
+        ] {
+            assert!(!s.can_become(Suspending), "{s} must not suspend");
+        }
     }
 }

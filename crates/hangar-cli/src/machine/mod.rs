@@ -1,5 +1,5 @@
-//! `hangar machine ...`: run, create, list, status, start, stop, restart,
-//! destroy, clone, update, exec, cordon, uncordon, lease, logs.
+//! `hangar machine ...`: run, create, list, status, start, stop, suspend,
+//! restart, destroy, clone, update, exec, cordon, uncordon, lease, logs.
 
 mod ops;
 mod run;
@@ -54,7 +54,7 @@ pub enum MachineCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Start stopped machines.
+    /// Start stopped machines (resumes suspended ones).
     #[command(after_help = concat!("Examples:\n  hangar machine start -a my-app 3d8d9014b32e89\n\n", exit_codes!()))]
     Start {
         #[command(flatten)]
@@ -77,6 +77,15 @@ pub enum MachineCommand {
         /// How long to wait before killing (e.g. 30s).
         #[arg(long)]
         timeout: Option<String>,
+    },
+    /// Suspend machines: freeze them in place, memory kept; `start` resumes them.
+    #[command(after_help = concat!("Examples:\n  hangar machine suspend -a my-app 3d8d9014b32e89\n  hangar machine start -a my-app 3d8d9014b32e89   # resumes it\n\n", exit_codes!()))]
+    Suspend {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Machine ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Restart machines.
     #[command(after_help = concat!("Examples:\n  hangar machine restart -a my-app 3d8d9014b32e89\n\n", exit_codes!()))]
@@ -217,6 +226,7 @@ pub async fn run(client: &Client, cmd: MachineCommand) -> anyhow::Result<ExitCod
             signal,
             timeout,
         } => ops::stop(client, &app.resolve()?, &ids, signal, timeout).await,
+        MachineCommand::Suspend { app, ids } => ops::suspend(client, &app.resolve()?, &ids).await,
         MachineCommand::Restart { app, ids } => {
             ops::simple(client, &app.resolve()?, &ids, "restart", "Restarted").await
         }

@@ -171,6 +171,21 @@ pub async fn stop(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Suspends each machine and waits until it is `suspended`.
+pub async fn suspend(client: &Client, app: &str, ids: &[String]) -> anyhow::Result<ExitCode> {
+    for id in ids {
+        client
+            .post(&format!("/apps/{app}/machines/{id}/suspend"), &json!({}))
+            .await?;
+        client
+            .wait_for(app, id, "suspended", START_WAIT)
+            .await
+            .with_context(|| format!("machine {id} did not suspend"))?;
+        println!("Suspended {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A bodyless action (`restart`, `cordon`, `uncordon`) on each machine.
 pub async fn simple(
     client: &Client,
