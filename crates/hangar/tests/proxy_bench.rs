@@ -439,9 +439,18 @@ impl Row {
     }
 }
 
+/// What a cold machine was before the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum ColdKind {
+    #[default]
+    Stopped,
+    Suspended,
+}
+
 /// Cold starts through the proxy.
 #[derive(Default)]
 struct Cold {
+    kind: ColdKind,
     /// Milliseconds to the first byte of each 200.
     times: Vec<f64>,
     /// Runs answered otherwise, with what came back.
@@ -731,73 +740,89 @@ async fn proxy_benchmarks() {
     drop(nginx);
     drop(haproxy);
 
-    // Cold start through the proxy: stopped machine → first byte of a 200.
-    let mut cold = Cold::default();
-    match &hangar_ready {
-        Err(e) => cold.skipped = Some(e.clone()),
-        Ok(()) => {
-            for i in 0..COLD_RUNS {
-                let (s, b) = server
-                    .post(&format!("/apps/{APP}/machines/{id}/stop"), json!({}))
-                    .await;
-                assert_eq!(s, StatusCode::OK, "stop {id}: {b}");
-                server.wait_ok(APP, &id, "stopped", 60).await;
-                let log_before = server.log().lines().count();
-                match first_byte(&hangar_addr).await {
-                    Ok((t, answer)) if answer.starts_with("HTTP/1.1 200") => {
-                        cold.times.push(t.as_secs_f64() * 1000.0);
-                        // A slow one is told with what the proxy logged meanwhile.
-                        if t > Duration::from_secs(1) {
-                            let log = server.log();
-                            let lines: Vec<&str> = log
-                                .lines()
-                                .skip(log_before)
-                                .filter(|l| l.contains("proxy"))
-                                .collect();
-                            incidents.push(format!(
-                                "cold start {i} took {:.0} ms; the proxy logged: {}",
-                                t.as_secs_f64() * 1000.0,
-                                lines.join(" | ")
-                            ));
-                        }
-                    }
-                    Ok((t, answer)) => {
-                        let status = answer.lines().next().unwrap_or_default();
-                        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
-                        cold.failures.push(format!(
-                            "run {i}: `{status}` after {:.0} ms, body {body:?}",
-                            t.as_secs_f64() * 1000.0
+    // Cold start through the proxy: stopped (then suspended) machine → first
+    // byte of a 200.
+    let mut colds: Vec<Cold> = Vec::new();
+    for kind in [ColdKind::Stopped, ColdKind::Suspended] {
+        let mut cold = Cold {
+            kind,
+            ..Cold::default()
+        };
+        if let Err(e) = &hangar_ready {
+            cold.skipped = Some(e.clone());
+            colds.push(cold);
+            continue;
+        }
+        for i in 0..COLD_RUNS {
+            let (action, state) = match kind {
+                ColdKind::Stopped => ("stop", "stopped"),
+                ColdKind::Suspended => ("suspend", "suspended"),
+            };
+            let (s, b) = server
+                .post(&format!("/apps/{APP}/machines/{id}/{action}"), json!({}))
+                .await;
+            if s != StatusCode::OK {
+                assert_eq!(kind, ColdKind::Suspended, "{action} {id}: {s} {b}");
+                cold.skipped = Some(format!("`POST .../suspend` answered {s}: {b}"));
+                break;
+            }
+            server.wait_ok(APP, &id, state, 60).await;
+            let log_before = server.log().lines().count();
+            match first_byte(&hangar_addr).await {
+                Ok((t, answer)) if answer.starts_with("HTTP/1.1 200") => {
+                    cold.times.push(t.as_secs_f64() * 1000.0);
+                    // A slow one is told with what the proxy logged meanwhile.
+                    if t > Duration::from_secs(1) {
+                        let log = server.log();
+                        let lines: Vec<&str> = log
+                            .lines()
+                            .skip(log_before)
+                            .filter(|l| l.contains("proxy"))
+                            .collect();
+                        incidents.push(format!(
+                            "cold start {i} from {state} took {:.0} ms; the proxy logged: {}",
+                            t.as_secs_f64() * 1000.0,
+                            lines.join(" | ")
                         ));
                     }
-                    Err(e) => cold.failures.push(format!("run {i}: {e}")),
                 }
-                // Whatever the answer, the machine must come up for the next run.
-                let (s, _) = server.wait(APP, &id, "started", 30).await;
-                if s != StatusCode::OK {
-                    let (s, b) = server
-                        .post(&format!("/apps/{APP}/machines/{id}/start"), json!({}))
-                        .await;
-                    assert_eq!(
-                        s,
-                        StatusCode::OK,
-                        "start {id} after a failed cold start: {b}"
-                    );
-                    server.wait_ok(APP, &id, "started", 60).await;
+                Ok((t, answer)) => {
+                    let status = answer.lines().next().unwrap_or_default();
+                    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+                    cold.failures.push(format!(
+                        "run {i} from {state}: `{status}` after {:.0} ms, body {body:?}",
+                        t.as_secs_f64() * 1000.0
+                    ));
                 }
+                Err(e) => cold.failures.push(format!("run {i} from {state}: {e}")),
             }
-            if !cold.failures.is_empty() {
-                let log = server.log();
-                let proxy_lines: Vec<&str> = log.lines().filter(|l| l.contains("proxy")).collect();
-                eprintln!(
-                    "proxy bench: cold-start failures: {:#?}\nserver log (proxy lines):\n{}",
-                    cold.failures,
-                    proxy_lines.join("\n")
+            // Whatever the answer, the machine must come up for the next run.
+            let (s, _) = server.wait(APP, &id, "started", 30).await;
+            if s != StatusCode::OK {
+                let (s, b) = server
+                    .post(&format!("/apps/{APP}/machines/{id}/start"), json!({}))
+                    .await;
+                assert_eq!(
+                    s,
+                    StatusCode::OK,
+                    "start {id} after a failed cold start: {b}"
                 );
+                server.wait_ok(APP, &id, "started", 60).await;
             }
         }
+        if !cold.failures.is_empty() {
+            let log = server.log();
+            let proxy_lines: Vec<&str> = log.lines().filter(|l| l.contains("proxy")).collect();
+            eprintln!(
+                "proxy bench: cold-start failures: {:#?}\nserver log (proxy lines):\n{}",
+                cold.failures,
+                proxy_lines.join("\n")
+            );
+        }
+        colds.push(cold);
     }
 
-    let report = render(&rows, &cold, &ip, profile.as_deref(), &incidents);
+    let report = render(&rows, &colds, &ip, profile.as_deref(), &incidents);
     print!("{report}");
     let path = workspace_root().join("bench/results/proxy.md");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -938,7 +963,7 @@ fn profile_summary(data: &Path) -> String {
 
 fn render(
     rows: &[Row],
-    cold: &Cold,
+    colds: &[Cold],
     ip: &str,
     profile: Option<&str>,
     incidents: &[String],
@@ -1069,42 +1094,48 @@ fn render(
     let _ = writeln!(r, "## Cold start through the proxy\n");
     let _ = writeln!(
         r,
-        "The machine is stopped through the API (`POST .../stop`, then `wait?state=stopped`); a \
-         client connects to the service port and sends `GET /` (`Connection: close`); measured: \
-         from connecting to the first byte of the answer, which must be a 200 (the proxy starts \
-         the machine and holds the request until the port answers). {COLD_RUNS} runs.\n"
+        "The machine is stopped (`POST .../stop`, then `wait?state=stopped`), or suspended \
+         (`POST .../suspend`, then `wait?state=suspended`: its processes frozen in place), \
+         through the API; a client connects to the service port and sends `GET /` \
+         (`Connection: close`); measured: from connecting to the first byte of the answer, \
+         which must be a 200 (the proxy starts or resumes the machine and holds the request \
+         until the port answers). {COLD_RUNS} runs each.\n"
     );
     let _ = writeln!(
         r,
         "| measurement | p50 ms | p90 ms | 200s | other answers | target |\n|---|---|---|---|---|---|"
     );
-    if let Some(why) = &cold.skipped {
-        let _ = writeln!(
-            r,
-            "| stopped machine → first byte of 200 | {why} | | | | ≤ 60 ms p50 |"
-        );
-    } else if cold.times.is_empty() {
-        let _ = writeln!(
-            r,
-            "| stopped machine → first byte of 200 | no 200 in {COLD_RUNS} runs | | 0 | {} | ≤ 60 ms p50: not met |",
-            cold.failures.len()
-        );
-    } else {
-        let (p50, p90) = p50_p90(&cold.times);
-        let _ = writeln!(
-            r,
-            "| stopped machine → first byte of 200 | {p50:.1} | {p90:.1} | {} | {} | ≤ 60 ms p50: {} |",
-            cold.times.len(),
-            cold.failures.len(),
-            if p50 <= 60.0 { "met" } else { "not met" }
-        );
+    for cold in colds {
+        let what = match cold.kind {
+            ColdKind::Stopped => "stopped machine → first byte of 200",
+            ColdKind::Suspended => "suspended machine → first byte of 200",
+        };
+        if let Some(why) = &cold.skipped {
+            let _ = writeln!(r, "| {what} | {why} | | | | ≤ 60 ms p50 |");
+        } else if cold.times.is_empty() {
+            let _ = writeln!(
+                r,
+                "| {what} | no 200 in {COLD_RUNS} runs | | 0 | {} | ≤ 60 ms p50: not met |",
+                cold.failures.len()
+            );
+        } else {
+            let (p50, p90) = p50_p90(&cold.times);
+            let _ = writeln!(
+                r,
+                "| {what} | {p50:.1} | {p90:.1} | {} | {} | ≤ 60 ms p50: {} |",
+                cold.times.len(),
+                cold.failures.len(),
+                if p50 <= 60.0 { "met" } else { "not met" }
+            );
+        }
     }
-    if !cold.failures.is_empty() {
+    let failures: Vec<&String> = colds.iter().flat_map(|c| &c.failures).collect();
+    if !failures.is_empty() {
         let _ = writeln!(
             r,
             "\nCold requests not answered with a 200 (a defect: the proxy must hold a cold request until the machine answers):\n"
         );
-        for f in &cold.failures {
+        for f in failures {
             let _ = writeln!(r, "- {f}");
         }
     }
