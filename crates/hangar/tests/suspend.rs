@@ -186,7 +186,7 @@ async fn suspended_machine_keeps_its_processes_and_memory_and_resumes_at_once() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stop_and_destroy_of_suspended_machines_leave_nothing() {
+async fn stop_update_and_destroy_of_suspended_machines_leave_nothing() {
     let registry = Registry::start().unwrap();
     let image = pushed_image(&registry, "e2e/suspend-stop:1").await;
     let server = Server::start_bridged().await;
@@ -233,6 +233,30 @@ async fn stop_and_destroy_of_suspended_machines_leave_nothing() {
         .await;
     let id = id_of(&m);
     server.wait_ok(app, &id, "started", 30).await;
+
+    // Update: the suspended run is thawed and stopped, the new version starts.
+    let pids = server.machine_pids(&id);
+    suspend_ok(&server, app, &id).await;
+    let (s, b) = server
+        .post(
+            &format!("/apps/{app}/machines/{id}"),
+            json!({"config": {"image": image,
+                              "init": {"cmd": [TESTAPP, "serve-http", "8080", "--body", "v2"]}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "update of a suspended machine: {b}");
+    server.wait_ok(app, &id, "started", 30).await;
+    assert!(pids.iter().all(|p| !alive(*p)), "old run left: {pids:?}");
+    let out = server
+        .exec_ok(
+            app,
+            &id,
+            None,
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+        )
+        .await;
+    assert!(out.starts_with("v2"), "the new version runs: {out}");
+
     let pids = server.machine_pids(&id);
     suspend_ok(&server, app, &id).await;
     let (s, b) = server
@@ -391,6 +415,9 @@ async fn bench_resume_vs_cold_start() {
         let t = Instant::now();
         let (s, b) = action(&server, app, &id, "start").await;
         assert_eq!(s, StatusCode::OK, "start: {b}");
+        if std::env::var_os("SUSPEND_BENCH_VERBOSE").is_some() {
+            eprintln!("  POST start answered after {:?}", t.elapsed());
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if probe.get(format!("{base}/health")).send().await.is_ok() {
