@@ -183,6 +183,37 @@ async fn suspended_machine_keeps_its_processes_and_memory_and_resumes_at_once() 
         .exec_ok(app, &id, None, &[TESTAPP, "cat", "/etc/hostname"])
         .await;
     assert_eq!(out.trim(), id);
+
+    // The CLI: `hangar machine suspend`, then `start` resumes.
+    let out = cli(&server, &["machine", "suspend", "-a", app, &id]).await;
+    assert_eq!(out.trim(), format!("Suspended {id}"));
+    assert_eq!(server.state(app, &id).await, "suspended");
+    assert!(!answers(&base).await, "suspended through the CLI");
+    let out = cli(&server, &["machine", "start", "-a", app, &id]).await;
+    assert_eq!(out.trim(), format!("Started {id}"));
+    assert_eq!(count(&base).await, 4);
+    assert_eq!(server.machine_pids(&id), pids);
+}
+
+/// Runs `hangar ARGS` against `server`; returns its stdout (it must exit 0).
+async fn cli(server: &Server, args: &[&str]) -> String {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"));
+    c.args(args)
+        .env("HANGAR_API_URL", format!("http://{}", server.addr))
+        .env("HANGAR_API_TOKEN", common::TOKEN)
+        .env("HANGAR_LOG", "warn")
+        .env_remove("HANGAR_APP")
+        .env_remove("FLY_API_TOKEN");
+    let out = tokio::task::spawn_blocking(move || c.output().expect("running hangar"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hangar {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
