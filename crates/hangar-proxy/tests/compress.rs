@@ -20,7 +20,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use support::*;
 use tokio::net::TcpListener;
@@ -192,7 +192,6 @@ async fn send(
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let io = TokioIo::new(tcp);
     let mut b = http::Request::builder();
     if http2 {
         b = b.uri(format!("http://{app}.localhost{path}"));
@@ -203,17 +202,7 @@ async fn send(
         b = b.header("accept-encoding", a);
     }
     let req = b.body(Empty::<Bytes>::new()).unwrap();
-    if http2 {
-        let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    } else {
-        let (mut s, c) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    }
+    send_over(tcp, req, http2).await
 }
 
 /// Status, headers and the whole body (as sent, not decoded).

@@ -47,18 +47,6 @@ fn load_of(metrics: &str, id: &str) -> f64 {
         .unwrap_or_else(|| panic!("no load for {id} in\n{metrics}"))
 }
 
-async fn metrics(proxy: &hangar_proxy::Proxy) -> String {
-    let addr = proxy.metrics_addr().unwrap();
-    client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Waits (at most 5 s) until the machine's load reads `want`.
 async fn wait_load(proxy: &hangar_proxy::Proxy, id: &str, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,25 +66,15 @@ async fn tls_terminates_with_http1_and_http2_and_force_https_redirects() {
             tls.get_ref().1.alpn_protocol(),
             Some(if h2 { &b"h2"[..] } else { &b"http/1.1"[..] })
         );
-        let io = TokioIo::new(tls);
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .uri(format!("https://sec.localhost:{https}/"))
-            .header("host", "sec.localhost")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let resp = if h2 {
-            let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .unwrap();
-            tokio::spawn(c);
-            let mut req = req;
-            req.headers_mut().remove("host");
-            s.send_request(req).await.unwrap()
-        } else {
-            let (mut s, c) = hyper::client::conn::http1::handshake(io).await.unwrap();
-            tokio::spawn(c);
-            s.send_request(req).await.unwrap()
-        };
+        if !h2 {
+            req.headers_mut()
+                .insert("host", http::HeaderValue::from_static("sec.localhost"));
+        }
+        let resp = send_over(tls, req, h2).await;
         assert_eq!(resp.status(), 200, "h2={h2}");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let body = String::from_utf8_lossy(&body);

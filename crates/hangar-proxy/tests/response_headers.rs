@@ -13,7 +13,7 @@ use hangar_proxy::MachineState;
 use http_body_util::Full;
 use http_body_util::{BodyExt, Empty};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use support::*;
 use tokio::net::TcpListener;
@@ -66,25 +66,16 @@ async fn get_as(port: u16, host: &str, http2: bool) -> (u16, http::HeaderMap, St
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let io = TokioIo::new(tcp);
     let mut req = http::Request::builder()
         .uri(format!("http://{host}/"))
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let resp = if http2 {
-        let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    } else {
+    if !http2 {
         *req.uri_mut() = http::Uri::from_static("/");
         req.headers_mut()
             .insert("host", http::HeaderValue::from_str(host).unwrap());
-        let (mut s, c) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    };
+    }
+    let resp = send_over(tcp, req, http2).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();

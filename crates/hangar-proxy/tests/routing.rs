@@ -370,24 +370,6 @@ async fn lone_idle_machine_is_stopped_and_started_again_on_demand() {
     assert_eq!(fleet.starts.load(Ordering::SeqCst), 1);
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
-}
-
-async fn metrics(proxy: &hangar_proxy::Proxy) -> String {
-    let addr = proxy.metrics_addr().unwrap();
-    client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn closest_region_first_and_fly_prefer_region() {
     let fleet = TestFleet::new();

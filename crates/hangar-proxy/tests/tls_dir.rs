@@ -15,10 +15,7 @@ use hangar_proxy::tls::{CertDir, PairProblem};
 use hangar_proxy::{Proxy, ProxyOptions};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::CertificateDer;
 use serde_json::json;
 use support::*;
 use tokio::net::TcpStream;
@@ -51,79 +48,21 @@ fn write_pair(dir: &Path, stem: &str, crt: &str, key: &str) {
     }
 }
 
-/// Records what the server presents; the tests compare it with the files.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn connector() -> tokio_rustls::TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 /// A TLS connection to the proxy's `port` with `sni` (none: the client
 /// names an IP address, and rustls then sends no SNI).
 async fn connect(port: u16, sni: Option<&str>) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let name = match sni {
-        Some(n) => ServerName::try_from(n.to_owned()).unwrap(),
-        None => ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-    };
+    let connector = any_cert_connector(
+        &["h2", "http/1.1"],
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), connector().connect(name, tcp))
-        .await
-        .expect("TLS handshake in time")
-        .expect("TLS handshake")
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        connector.connect(server_name(sni), tcp),
+    )
+    .await
+    .expect("TLS handshake in time")
+    .expect("TLS handshake")
 }
 
 /// The end-entity certificate the proxy presents for `sni`.

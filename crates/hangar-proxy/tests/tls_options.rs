@@ -12,58 +12,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::ProtocolVersion;
 use rustls::server::ParsedCertificate;
-use rustls::{DigitallySignedStruct, ProtocolVersion, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
-
-/// Takes any certificate: the tests look at what was presented themselves.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// A client offering `alpn` and allowing `versions`.
 struct Client {
@@ -97,20 +54,9 @@ impl Client {
     /// A handshake with the proxy's `port`, naming `sni` (none: an IP
     /// address, for which rustls sends no SNI).
     async fn connect(&self, port: u16, sni: Option<&str>) -> Result<Tls, std::io::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&self.versions)
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-            .with_no_client_auth();
-        config.alpn_protocols = self.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-        let name = match sni {
-            Some(n) => ServerName::try_from(n.to_owned()).unwrap(),
-            None => ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-        };
+        let connector = any_cert_connector(&self.alpn, &self.versions);
+        let name = server_name(sni);
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
             .await
             .expect("TLS handshake in time")
@@ -158,24 +104,15 @@ async fn machine(
 /// GET / over `tls` as HTTP/2 or HTTP/1.1; the status, the response's
 /// version and its body.
 async fn get(tls: Tls, h2: bool) -> (u16, http::Version, String) {
-    let io = TokioIo::new(tls);
     let mut req = http::Request::builder()
         .uri("https://app.localhost/")
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let resp = if h2 {
-        let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    } else {
+    if !h2 {
         req.headers_mut()
             .insert("host", http::HeaderValue::from_static("app.localhost"));
-        let (mut s, c) = hyper::client::conn::http1::handshake(io).await.unwrap();
-        tokio::spawn(c);
-        s.send_request(req).await.unwrap()
-    };
+    }
+    let resp = send_over(tls, req, h2).await;
     let (status, version) = (resp.status().as_u16(), resp.version());
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, version, String::from_utf8_lossy(&body).into_owned())

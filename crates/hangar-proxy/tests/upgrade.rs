@@ -77,17 +77,14 @@ async fn http2_extended_connect_reaches_the_machine_as_a_websocket_upgrade() {
             .await
             .unwrap();
     tokio::spawn(conn);
+    let root = || {
+        http::Request::get("http://ws.localhost/")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
     // An ordinary request first: by its answer the proxy's SETTINGS, which
     // allow extended CONNECT, have arrived.
-    let r = send
-        .send_request(
-            http::Request::get("http://ws.localhost/")
-                .body(Empty::<Bytes>::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(send.send_request(root()).await.unwrap().status(), 200);
 
     let connect = |protocol: &'static str| {
         let mut req = http::Request::builder()
@@ -123,13 +120,5 @@ async fn http2_extended_connect_reaches_the_machine_as_a_websocket_upgrade() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"not a websocket handshake\n");
     // The connection still serves ordinary requests.
-    let r = send
-        .send_request(
-            http::Request::get("http://ws.localhost/")
-                .body(Empty::<Bytes>::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(send.send_request(root()).await.unwrap().status(), 200);
 }
