@@ -406,3 +406,40 @@ async fn upgraded_connections_are_relayed_both_ways_and_count_as_load() {
     let body = env.get_ok(port, "upg", "/").await;
     assert!(body.starts_with("upg-body"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn autostop_suspends_and_a_request_resumes_the_same_processes() {
+    let registry = Registry::start().unwrap();
+    let image = pushed_image(&registry, "e2e/proxy-suspend:1").await;
+    let env = ProxyEnv::start(&["--autostop-period", "1s"]).await;
+    let port = free_port();
+    env.server.create_app("sus").await;
+    let services = json!([{"protocol": "tcp", "internal_port": 8080, "autostop": "suspend",
+        "concurrency": {"type": "requests"},
+        "ports": [{"port": port, "handlers": ["http"]}]}]);
+    let m = env
+        .server
+        .create_machine("sus", http_machine(&image, "sus", services, &[]))
+        .await;
+    let id = id_of(&m);
+    env.server.wait_ok("sus", &id, "started", 30).await;
+    let first = env.get_ok(port, "sus", "/count").await;
+    assert_eq!(first.trim(), "count=1");
+    let pids = env.server.machine_pids(&id);
+    assert!(!pids.is_empty());
+
+    // Idle, the lone machine is suspended (not stopped): frozen in place.
+    env.server.wait_ok("sus", &id, "suspended", 30).await;
+    let m = env.metrics().await;
+    assert_eq!(metric(&m, "hangar_proxy_autostops_total"), 1.0, "{m}");
+    assert_eq!(env.server.machine_pids(&id), pids, "the processes stay");
+
+    // A request resumes it: the same processes answer, their memory intact.
+    let (s, body) = env.get(port, "sus", "/count").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body.trim(), "count=2", "resumed, not booted again");
+    assert_eq!(env.server.state("sus", &id).await, "started");
+    assert_eq!(env.server.machine_pids(&id), pids);
+    let m = env.metrics().await;
+    assert!(metric(&m, "hangar_proxy_autostarts_total") >= 1.0, "{m}");
+}
