@@ -158,3 +158,103 @@ pub fn join_before_exec(path: &str) -> io::Result<Option<File>> {
         .map(Some)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", procs.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_freeze_and_thaw_write_and_read_freezer_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("freezer.state"), "THAWED\n").unwrap();
+        let f = Freezer::V1(tmp.path().to_path_buf());
+        assert!(!f.is_frozen().unwrap());
+        f.freeze(Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("freezer.state")).unwrap(),
+            "FROZEN"
+        );
+        assert!(f.is_frozen().unwrap());
+        f.thaw().unwrap();
+        assert!(!f.is_frozen().unwrap());
+    }
+
+    #[test]
+    fn v2_freeze_waits_for_the_kernel_and_gives_up_thawed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let events = tmp.path().join("cgroup.events");
+        std::fs::write(tmp.path().join("cgroup.freeze"), "0\n").unwrap();
+        // The kernel never reports the cgroup frozen: the freeze fails in
+        // time and asks for the thaw again.
+        std::fs::write(&events, "populated 1\nfrozen 0\n").unwrap();
+        let f = Freezer::V2(tmp.path().to_path_buf());
+        let err = f.freeze(Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("not frozen within"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("cgroup.freeze")).unwrap(),
+            "0"
+        );
+        // It reports frozen: done.
+        std::fs::write(&events, "populated 1\nfrozen 1\n").unwrap();
+        f.freeze(Duration::from_millis(50)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("cgroup.freeze")).unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn thaw_of_a_removed_cgroup_is_fine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = tmp.path().join("gone");
+        Freezer::V1(gone.clone()).thaw().unwrap();
+        Freezer::V2(gone).thaw().unwrap();
+    }
+
+    /// A real v1 freezer cgroup (skipped where the host has none): a busy
+    /// process gets no CPU time while frozen and runs again once thawed.
+    #[test]
+    fn a_frozen_process_gets_no_cpu_until_thawed() {
+        let name = format!("hangar-freezer-test-{}", std::process::id());
+        let Some(procs) = join_before_exec(&name).unwrap() else {
+            eprintln!("no v1 freezer hierarchy: skipped");
+            return;
+        };
+        drop(procs);
+        let freezer = Freezer::find(&name).expect("the cgroup just made");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::fs::write(freezer.dir().join("cgroup.procs"), pid.to_string()).unwrap();
+        let cpu = || -> u64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = after.split(' ').collect();
+            f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        };
+        let result = std::panic::catch_unwind(|| {
+            freezer.freeze(Duration::from_secs(5)).unwrap();
+            assert!(freezer.is_frozen().unwrap());
+            let before = cpu();
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(cpu(), before, "a frozen process ran");
+            freezer.thaw().unwrap();
+            let thawed = cpu();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cpu() == thawed && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(cpu() > thawed, "the thawed process runs again");
+        });
+        let _ = freezer.thaw();
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir(freezer.dir());
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    }
+}
