@@ -509,17 +509,37 @@ async fn bench_resume_vs_cold_start() {
         cold.push(start_until_answering().await);
         server.wait_ok(app, &id, "started", 30).await;
     }
-    let ms = |v: &mut Vec<Duration>| {
+    let row = |what: &str, v: &mut Vec<Duration>| {
         v.sort();
         let f = |d: Duration| d.as_secs_f64() * 1000.0;
         format!(
-            "min {:.2} ms, median {:.2} ms, max {:.2} ms",
+            "| {what} | {:.2} | {:.2} | {:.2} |",
             f(v[0]),
             f(v[v.len() / 2]),
             f(v[v.len() - 1])
         )
     };
-    println!("POST start -> port answers, {RUNS} runs each:");
-    println!("  resume of a suspended machine: {}", ms(&mut resume));
-    println!("  start of a stopped machine:    {}", ms(&mut cold));
+    let resume = row("resume of a suspended machine", &mut resume);
+    let cold = row("start of a stopped machine", &mut cold);
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let report = format!(
+        "# Suspend: resume vs cold start\n\n\
+         Command (as root, from the workspace root):\n\n\
+         ```\ncargo test -p hangar --release --test suspend -- --ignored --nocapture\n```\n\n\
+         One `hangar serve` ({build} build) with a bridge network; one machine of the test \
+         image (`testapp serve-http 8080`). Each run: `POST .../suspend` (answered once \
+         `suspended`), then the time from `POST .../start` to `GET /health` on the \
+         machine's IPv4 address answering from the host; then `POST .../stop`, and the same \
+         time from `POST .../start` of the stopped machine. {RUNS} runs each.\n\n\
+         | POST start → port answers | min ms | median ms | max ms |\n|---|---|---|---|\n\
+         {resume}\n{cold}\n"
+    );
+    println!("{report}");
+    let path = hangar_test_support::workspace_root().join("bench/results/suspend.md");
+    std::fs::write(&path, report).unwrap();
+    println!("written to {}", path.display());
 }

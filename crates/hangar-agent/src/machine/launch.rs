@@ -173,9 +173,16 @@ impl Agent {
             .map_err(|e| AgentError::Internal(e.to_string()))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         // On a v1 host the machine joins its freezer cgroup before pilot runs,
-        // so suspend can freeze everything it ever forks.
+        // so suspend can freeze everything it ever forks. Without one (a
+        // read-only cgroup mount) the machine runs but cannot be suspended.
         let freezer = super::freezer::join_before_exec(&self.cgroup_path(&machine.id))
-            .map_err(|e| AgentError::Internal(format!("freezer cgroup: {e}")))?;
+            .unwrap_or_else(|e| {
+                tracing::warn!(
+                    machine_id = machine.id,
+                    "no freezer cgroup, the machine cannot be suspended: {e}"
+                );
+                None
+            });
         if let Some(procs) = &freezer {
             join_cgroup_in_child(&mut cmd, procs.as_raw_fd());
         }
