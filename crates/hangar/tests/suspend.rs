@@ -178,6 +178,13 @@ async fn suspended_machine_keeps_its_processes_and_memory_and_resumes_at_once() 
         .into_iter()
         .any(|e| e["type"] == json!("start") && e["request"]["resumed"] == json!(true));
     assert!(resumed, "a start event says the machine resumed");
+    let exits: Vec<Value> = server
+        .events(app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == json!("exit"))
+        .collect();
+    assert!(exits.is_empty(), "nothing exited while frozen: {exits:?}");
     // And it runs as before: exec works again.
     let out = server
         .exec_ok(app, &id, None, &[TESTAPP, "cat", "/etc/hostname"])
