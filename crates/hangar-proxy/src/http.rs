@@ -150,6 +150,15 @@ async fn idle(activity: &AtomicU64, inflight: &AtomicU32, limit: Duration) {
     }
 }
 
+/// The answer to a request whose machine was suspended under it and is not
+/// resumed.
+fn frozen() -> Response<ProxyBody> {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the app's machine was suspended while handling the request\n",
+    )
+}
+
 fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::text(body));
     *r.status_mut() = status;
@@ -321,7 +330,12 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
             match h2_sender(shared, &live).await {
                 Ok(mut sender) => {
                     set_absolute_uri(&mut req);
-                    return match sender.send_request(req).await {
+                    let answered =
+                        crate::frozen::answer(shared, &group, &live, sender.send_request(req));
+                    let Ok(answered) = answered.await else {
+                        return frozen();
+                    };
+                    return match answered {
                         Ok(resp) => crate::compress::apply(
                             respond(resp, &group, None, live, guard, None),
                             enc,
@@ -358,7 +372,12 @@ async fn forward(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBod
                     }
                 },
             };
-            match sender.try_send_request(req).await {
+            let answered =
+                crate::frozen::answer(shared, &group, &live, sender.try_send_request(req));
+            let Ok(answered) = answered.await else {
+                return frozen();
+            };
+            match answered {
                 Ok(resp) => {
                     let resp = respond(
                         resp,

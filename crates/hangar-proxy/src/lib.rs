@@ -29,6 +29,7 @@ pub mod compress;
 mod conn;
 mod control;
 pub mod fleet;
+mod frozen;
 mod http;
 mod listener;
 mod live;

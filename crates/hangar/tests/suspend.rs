@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ProxyEnv, Server, alive, free_port, pushed_image};
+use common::{Server, alive, pushed_image};
 use hangar_test_support::Registry;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -435,46 +435,6 @@ async fn suspended_machines_stay_suspended_across_a_server_restart() {
     let (s, b) = action(&server, app, &id, "start").await;
     assert_eq!(s, StatusCode::OK, "cold start after the loss: {b}");
     server.wait_ok(app, &id, "started", 30).await;
-}
-
-/// The proxy's `autostop = "suspend"` suspends an idle machine, and its
-/// autostart resumes it: the next request finds the same process, counter
-/// and all.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_proxy_suspends_idle_machines_and_resumes_them_on_a_request() {
-    let registry = Registry::start().unwrap();
-    let image = pushed_image(&registry, "e2e/suspend-proxy:1").await;
-    let env = ProxyEnv::start(&["--autostop-period", "1s"]).await;
-    let port = free_port();
-    let app = "e2e-suspend-proxy";
-    env.server.create_app(app).await;
-    let services = json!([{"protocol": "tcp", "internal_port": 8080, "autostop": "suspend",
-        "autostart": true, "min_machines_running": 0,
-        "ports": [{"port": port, "handlers": ["http"]}]}]);
-    let m = env
-        .server
-        .create_machine(
-            app,
-            json!({"config": {"image": image, "services": services,
-                              "init": {"cmd": [TESTAPP, "serve-http", "8080"]}}}),
-        )
-        .await;
-    let id = id_of(&m);
-    env.server.wait_ok(app, &id, "started", 30).await;
-    assert_eq!(env.get_ok(port, app, "/count").await.trim(), "count=1");
-    let pids = env.server.machine_pids(&id);
-    env.server.wait_ok(app, &id, "suspended", 30).await;
-    assert_eq!(env.server.machine_pids(&id), pids);
-    let (s, body) = env.get(port, app, "/count").await;
-    assert_eq!(s, StatusCode::OK, "{body}\nlog:\n{}", env.server.log());
-    assert_eq!(body.trim(), "count=2", "resumed, not started afresh");
-    assert_eq!(env.server.machine_pids(&id), pids);
-    let m = env.metrics().await;
-    assert!(
-        m.lines()
-            .any(|l| l.starts_with("hangar_proxy_autostops_total") && !l.ends_with(" 0")),
-        "{m}"
-    );
 }
 
 /// Time from `POST .../start` to the machine's port answering, resuming a
