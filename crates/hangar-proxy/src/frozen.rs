@@ -2,10 +2,11 @@
 //! the proxy sent it a request (or while a pooled connection to it looked
 //! ready) is frozen in place: its kernel still takes the request's bytes,
 //! and nothing answers until it resumes. The proxy waits for the answer as
-//! usual, and meanwhile looks at the machine's state every
-//! [`CHECK_EVERY`]: once the routing table says it is suspended, the
-//! machine is resumed (when its service autostarts) and the same request is
-//! answered where it was sent; without autostart the request is given up.
+//! usual, and meanwhile looks at the machine's state now and then (from
+//! [`FIRST_CHECK`] to every [`CHECK_EVERY`]): once the routing table says it
+//! is suspended, the machine is resumed (when its service autostarts) and
+//! the same request is answered where it was sent; without autostart the
+//! request is given up.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,8 +17,12 @@ use crate::fleet::MachineState;
 use crate::live::Live;
 use crate::shared::Shared;
 
-/// How often a request still waiting for its answer looks at the state of
-/// its machine.
+/// A request still waiting for its answer looks at the state of its machine
+/// after [`FIRST_CHECK`], then at twice the last wait, up to every
+/// [`CHECK_EVERY`]: a request caught right after a suspend (the proxy learns
+/// of it within milliseconds) is resumed soon, a slow answer costs a few
+/// timer wakeups on the connection's own thread.
+pub const FIRST_CHECK: Duration = Duration::from_millis(5);
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The request's machine is suspended and stays so.
@@ -33,12 +38,14 @@ pub async fn answer<T>(
     sent: impl Future<Output = T>,
 ) -> Result<T, Frozen> {
     tokio::pin!(sent);
+    let mut wait = FIRST_CHECK;
     loop {
         tokio::select! {
             biased;
             out = &mut sent => return Ok(out),
-            () = tokio::time::sleep(CHECK_EVERY) => {}
+            () = tokio::time::sleep(wait) => {}
         }
+        wait = (wait * 2).min(CHECK_EVERY);
         if live.api_state() != MachineState::Suspended || live.running() {
             continue;
         }
