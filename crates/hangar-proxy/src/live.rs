@@ -33,6 +33,8 @@ pub struct Live {
     last_active: AtomicU64,
     /// Clock ms until which the machine asked not to be stopped.
     busy_until: AtomicU64,
+    /// HTTP requests sent to the machine whose answer has not arrived yet.
+    waiting: AtomicU32,
     /// Serializes starts: concurrent cold requests share one.
     pub start_lock: tokio::sync::Mutex<()>,
     /// Idle HTTP/1.1 upstream connections, one pool per worker thread: a
@@ -57,6 +59,7 @@ impl Live {
             load: AtomicU32::new(0),
             last_active: AtomicU64::new(clock::now_ms()),
             busy_until: AtomicU64::new(0),
+            waiting: AtomicU32::new(0),
             start_lock: tokio::sync::Mutex::new(()),
             pools: std::array::from_fn(|_| Mutex::new(Vec::new())),
             h2: Mutex::new(None),
@@ -65,7 +68,8 @@ impl Live {
 
     /// Records the state from a machine list asked for at `asked` (clock ms).
     pub fn set_api_state(&self, state: MachineState, cordoned: bool, asked: u64) {
-        self.state.store(state as u8, Ordering::Relaxed);
+        // SeqCst: see [`Live::begin_exchange`].
+        self.state.store(state as u8, Ordering::SeqCst);
         self.state_asked.store(asked, Ordering::Relaxed);
         self.cordoned.store(cordoned, Ordering::Relaxed);
         if state != MachineState::Started && state != MachineState::Starting {
@@ -193,6 +197,25 @@ impl Live {
                 Err(now) => cur = now,
             }
         }
+    }
+
+    /// Counts a request about to be sent until [`Live::end_exchange`];
+    /// returns whether the machine is suspended. The state is written before
+    /// the count is read on a refresh, and the count before the state here,
+    /// in one order for both (`SeqCst`): a request is either seen waiting by
+    /// the refresh that records the suspend, or sees the suspend itself.
+    pub fn begin_exchange(&self) -> bool {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.state.load(Ordering::SeqCst) == MachineState::Suspended as u8
+    }
+
+    pub fn end_exchange(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests sent to the machine and not answered yet.
+    pub fn waiting(&self) -> u32 {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// An idle pooled connection, if one is ready.

@@ -157,6 +157,7 @@ pub async fn refresh_loop(shared: Arc<Shared>, mut changes: Option<watch::Receiv
                 }
                 sync_listeners(&shared, &cat, &mut listeners.0, &mut failed_ports);
                 udp_ports.sync(&shared, &cat);
+                crate::frozen::resume_caught(&shared, &cat);
                 *shared.catalog.write().expect("catalog lock") = Arc::new(cat);
                 shared.current_table.store(
                     TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

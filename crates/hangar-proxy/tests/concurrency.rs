@@ -16,25 +16,43 @@ fn services(internal: u16, public: u16, concurrency: serde_json::Value) -> serde
         "ports": [{"port": public, "handlers": ["http"]}]}])
 }
 
-/// A client that keeps one connection open (reqwest pools it).
-fn one_connection() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+/// One HTTP/1.1 client connection to the proxy, kept open until dropped.
+struct OneConnection {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// The machine id that answered (`/` answers `ID\n...`).
-async fn who(c: &reqwest::Client, public: u16, host: &str) -> (u16, String) {
-    let r = c
-        .get(format!("http://127.0.0.1:{public}/"))
-        .header("host", host)
-        .send()
+impl Drop for OneConnection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn one_connection(public: u16) -> OneConnection {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", public))
         .await
         .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    OneConnection { send, task }
+}
+
+/// The machine id that answered on `c` (`/` answers `ID\n...`).
+async fn who(c: &mut OneConnection, host: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    c.send.ready().await.unwrap();
+    let req = http::Request::get("/")
+        .header("host", host)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let r = c.send.send_request(req).await.unwrap();
     let status = r.status().as_u16();
-    let body = r.text().await.unwrap();
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
     (status, body.lines().next().unwrap_or_default().to_owned())
 }
 
@@ -73,29 +91,23 @@ async fn a_connection_is_one_unit_of_load_and_keeps_its_machine() {
     wait_port(public).await;
 
     // Every request on one connection goes to the machine it was given.
-    let a = one_connection();
-    let (s, first) = who(&a, public, "conns.localhost").await;
+    let mut a = one_connection(public).await;
+    let (s, first) = who(&mut a, "conns.localhost").await;
     assert_eq!(s, 200);
     for _ in 0..5 {
-        assert_eq!(
-            who(&a, public, "conns.localhost").await,
-            (200, first.clone())
-        );
+        assert_eq!(who(&mut a, "conns.localhost").await, (200, first.clone()));
     }
     // Idle between requests, the open connection still counts.
     wait_load(&proxy, &first, 1.0).await;
 
     // A second connection finds that machine at its soft limit and gets the
     // other one, and keeps it too.
-    let b = one_connection();
-    let (s, second) = who(&b, public, "conns.localhost").await;
+    let mut b = one_connection(public).await;
+    let (s, second) = who(&mut b, "conns.localhost").await;
     assert_eq!(s, 200);
     assert_ne!(second, first, "the first machine is at its soft limit");
     for _ in 0..3 {
-        assert_eq!(
-            who(&b, public, "conns.localhost").await,
-            (200, second.clone())
-        );
+        assert_eq!(who(&mut b, "conns.localhost").await, (200, second.clone()));
     }
     wait_load(&proxy, &second, 1.0).await;
     wait_load(&proxy, &first, 1.0).await;
@@ -117,11 +129,11 @@ async fn a_connection_moves_when_its_machine_is_cordoned() {
     }
     let proxy = start_proxy(&fleet, options()).await;
     wait_port(public).await;
-    let a = one_connection();
-    let (_, first) = who(&a, public, "move.localhost").await;
+    let mut a = one_connection(public).await;
+    let (_, first) = who(&mut a, "move.localhost").await;
     fleet.with(&first, |m| m.info.cordoned = true);
     proxy.refresh().await;
-    let (s, now) = who(&a, public, "move.localhost").await;
+    let (s, now) = who(&mut a, "move.localhost").await;
     assert_eq!(s, 200);
     assert_ne!(now, first, "a cordoned machine gets nothing new");
     wait_load(&proxy, &first, 0.0).await;
@@ -141,21 +153,21 @@ async fn at_the_hard_limit_a_new_connection_waits_then_gets_503() {
     let proxy = start_proxy(&fleet, options()).await; // queue timeout 500 ms
     wait_port(public).await;
 
-    let a = one_connection();
-    assert_eq!(who(&a, public, "full.localhost").await.0, 200);
+    let mut a = one_connection(public).await;
+    assert_eq!(who(&mut a, "full.localhost").await.0, 200);
     // `a` holds the only slot while open, even idle.
-    let b = one_connection();
+    let mut b = one_connection(public).await;
     let began = Instant::now();
-    assert_eq!(who(&b, public, "full.localhost").await.0, 503);
+    assert_eq!(who(&mut b, "full.localhost").await.0, 503);
     assert!(
         began.elapsed() >= Duration::from_millis(400),
         "it waited first"
     );
     // `a` itself is never refused: its requests use its own slot.
-    assert_eq!(who(&a, public, "full.localhost").await.0, 200);
+    assert_eq!(who(&mut a, "full.localhost").await.0, 200);
     drop(a);
     wait_load(&proxy, "h1", 0.0).await;
-    assert_eq!(who(&b, public, "full.localhost").await.0, 200);
+    assert_eq!(who(&mut b, "full.localhost").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,10 +184,10 @@ async fn with_type_requests_one_connection_spreads_over_machines() {
     }
     let proxy = start_proxy(&fleet, options()).await;
     wait_port(public).await;
-    let a = one_connection();
+    let mut a = one_connection(public).await;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
-        let (s, id) = who(&a, public, "reqs.localhost").await;
+        let (s, id) = who(&mut a, "reqs.localhost").await;
         assert_eq!(s, 200);
         seen.insert(id);
     }
