@@ -171,6 +171,13 @@ async fn containers_talk_over_localhost_but_see_neither_processes_nor_files_of_e
         {"name": "client", "image": "img", "cmd": testapp(&["sleep", "60"])}
     ]}));
     m.wait_line("server", "listening on 8080").await;
+    // The server may be listening before the client container has started.
+    m.wait_status("both running", |s| {
+        s.containers
+            .iter()
+            .all(|c| c.state == ContainerState::Running)
+    })
+    .await;
     let got = m
         .client
         .exec(
