@@ -345,36 +345,15 @@ async fn suspend_needs_a_started_machine_and_the_lease() {
     let (s, b) = action(&server, app, &id, "suspend").await;
     assert_eq!(s, StatusCode::CONFLICT, "suspend without the nonce: {b}");
     assert_eq!(server.state(app, &id).await, "started");
-    let (s, b) = server
-        .call(
-            Method::POST,
-            &format!("{base}/suspend"),
-            Some(json!({})),
-            &[("fly-machine-lease-nonce", &nonce)],
-        )
-        .await;
+    let (s, b) = leased(&server, &base, "suspend", &nonce).await;
     assert_eq!(s, StatusCode::OK, "suspend with the nonce: {b}");
     server.wait_ok(app, &id, "suspended", 10).await;
-    let (s, b) = server
-        .call(
-            Method::POST,
-            &format!("{base}/stop"),
-            Some(json!({})),
-            &[("fly-machine-lease-nonce", &nonce)],
-        )
-        .await;
+    let (s, b) = leased(&server, &base, "stop", &nonce).await;
     assert_eq!(s, StatusCode::OK, "stop with the nonce: {b}");
     server.wait_ok(app, &id, "stopped", 30).await;
     let (s, b) = action(&server, app, &id, "suspend").await;
     assert_eq!(s, StatusCode::CONFLICT, "still leased: {b}");
-    let (s, b) = server
-        .call(
-            Method::POST,
-            &format!("{base}/suspend"),
-            Some(json!({})),
-            &[("fly-machine-lease-nonce", &nonce)],
-        )
-        .await;
+    let (s, b) = leased(&server, &base, "suspend", &nonce).await;
     assert_eq!(
         s,
         StatusCode::PRECONDITION_FAILED,
@@ -435,6 +414,18 @@ async fn suspended_machines_stay_suspended_across_a_server_restart() {
     let (s, b) = action(&server, app, &id, "start").await;
     assert_eq!(s, StatusCode::OK, "cold start after the loss: {b}");
     server.wait_ok(app, &id, "started", 30).await;
+}
+
+/// `POST {base}/{what}` with the lease's nonce.
+async fn leased(server: &Server, base: &str, what: &str, nonce: &str) -> (StatusCode, Value) {
+    server
+        .call(
+            Method::POST,
+            &format!("{base}/{what}"),
+            Some(json!({})),
+            &[("fly-machine-lease-nonce", nonce)],
+        )
+        .await
 }
 
 /// Time from `POST .../start` to the machine's port answering, resuming a
